@@ -1,0 +1,4 @@
+//! Collectors: where records come from.
+
+pub mod host;
+pub mod logs;

@@ -1,0 +1,63 @@
+//! Config errors: each names the file and the key (or line) it is about.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where in the file a problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A dotted key such as `batch.max_bytes` or `logs[0].paths[1]`.
+    Key(String),
+    /// A line and column (1-based), for syntax errors.
+    Line {
+        /// Line, from 1.
+        line: usize,
+        /// Column, from 1.
+        column: usize,
+    },
+    /// The file as a whole (unreadable, empty).
+    File,
+}
+
+/// One problem with the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// The config file.
+    pub file: PathBuf,
+    /// Where in it.
+    pub location: Location,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        match &self.location {
+            Location::Key(k) => write!(f, "{file}: {k}: {}", self.message),
+            Location::Line { line, column } => {
+                write!(f, "{file}:{line}:{column}: {}", self.message)
+            }
+            Location::File => write!(f, "{file}: {}", self.message),
+        }
+    }
+}
+
+/// Every problem found in a config file, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The problems, in file order where known.
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.issues.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{issue}")?;
+        }
+        Ok(())
+    }
+}

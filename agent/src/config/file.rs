@@ -1,0 +1,222 @@
+//! The config file as written: serde structs that only parse. Meaning is checked in `validate`.
+//!
+//! Every key here is public contract (users and config management write it): add keys freely,
+//! never rename or remove one without a migration note.
+
+use super::units::SizeValue;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[agent]`: identity and state.
+    #[serde(default)]
+    pub agent: AgentSection,
+    /// `[host]`: host metric sampling.
+    #[serde(default)]
+    pub host: HostSection,
+    /// `[tail]`: how log files are followed.
+    #[serde(default)]
+    pub tail: TailSection,
+    /// `[[logs]]`: log inputs.
+    #[serde(default)]
+    pub logs: Vec<LogsSection>,
+    /// `[batch]`: when a batch is closed.
+    #[serde(default)]
+    pub batch: BatchSection,
+    /// `[sink]`: where batches go.
+    pub sink: SinkSection,
+}
+
+/// `[agent]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// Agent id; default: the contents of `/etc/machine-id`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Host name reported with every batch; default: the system's host name.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Directory for the agent's durable state; default `/var/lib/outpost`. A relative path is
+    /// resolved against the config file's directory.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// How long SIGTERM/SIGINT may spend delivering what is buffered; default `"10s"`.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: String,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/outpost")
+}
+fn default_shutdown_timeout() -> String {
+    "10s".to_owned()
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        Self {
+            id: None,
+            hostname: None,
+            state_dir: default_state_dir(),
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+/// `[host]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSection {
+    /// Sample host metrics at all; default `true`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Sampling interval; default `"10s"`.
+    #[serde(default = "default_host_interval")]
+    pub interval: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_host_interval() -> String {
+    "10s".to_owned()
+}
+
+impl Default for HostSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: default_host_interval(),
+        }
+    }
+}
+
+/// `[tail]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailSection {
+    /// How often followed files are checked for new data and globs for new files; default
+    /// `"250ms"`.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: String,
+}
+
+fn default_poll_interval() -> String {
+    "250ms".to_owned()
+}
+
+impl Default for TailSection {
+    fn default() -> Self {
+        Self {
+            poll_interval: default_poll_interval(),
+        }
+    }
+}
+
+/// Where to start in a file that exists when the agent starts.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFrom {
+    /// From the first byte.
+    Beginning,
+    /// From the current end: only lines written after the start are shipped.
+    End,
+}
+
+/// `[[logs]]`: one log input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsSection {
+    /// Glob patterns of files to follow (absolute, or relative to the config file).
+    pub paths: Vec<String>,
+    /// Service name attached to every line; required.
+    pub service: String,
+    /// For files present at start: `"beginning"` (default) or `"end"`. Files that appear later
+    /// are always read from their beginning.
+    #[serde(default = "default_read_from")]
+    pub read_from: ReadFrom,
+    /// Longest line kept; longer lines are truncated to this and counted. Default `"256KiB"`.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: SizeValue,
+}
+
+fn default_read_from() -> ReadFrom {
+    ReadFrom::Beginning
+}
+fn default_max_line_bytes() -> SizeValue {
+    SizeValue::Text("256KiB".to_owned())
+}
+
+/// `[batch]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSection {
+    /// Most records in a batch; default 10000.
+    #[serde(default = "default_max_records")]
+    pub max_records: u64,
+    /// Most (uncompressed) bytes in a batch; default `"1MiB"`.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: SizeValue,
+    /// Longest a batch stays open; default `"5s"`.
+    #[serde(default = "default_max_age")]
+    pub max_age: String,
+    /// zstd level of the frames; default 3.
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
+}
+
+fn default_max_records() -> u64 {
+    10_000
+}
+fn default_max_bytes() -> SizeValue {
+    SizeValue::Text("1MiB".to_owned())
+}
+fn default_max_age() -> String {
+    "5s".to_owned()
+}
+fn default_zstd_level() -> i32 {
+    outpost_proto::DEFAULT_ZSTD_LEVEL
+}
+
+impl Default for BatchSection {
+    fn default() -> Self {
+        Self {
+            max_records: default_max_records(),
+            max_bytes: default_max_bytes(),
+            max_age: default_max_age(),
+            zstd_level: default_zstd_level(),
+        }
+    }
+}
+
+/// The kinds of sink.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// HTTP POST of frames to `outpost-sink serve` (bearer token).
+    Http,
+}
+
+/// `[sink]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSection {
+    /// `"http"`.
+    pub kind: SinkKind,
+    /// Base URL of the sink, e.g. `"http://127.0.0.1:7070"`; batches go to `URL/v1/batches`.
+    pub url: String,
+    /// File holding the bearer token (surrounding whitespace trimmed); optional.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Timeout of one request; default `"30s"`.
+    #[serde(default = "default_request_timeout")]
+    pub timeout: String,
+}
+
+fn default_request_timeout() -> String {
+    "30s".to_owned()
+}

@@ -1,0 +1,126 @@
+//! `outpost-agent`: thin CLI glue over the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use outpost_agent::collect::host::HostSampler;
+use outpost_agent::{config, run, unix_ms};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Outpost's host agent: ships host metrics and log lines to an Outpost sink.
+#[derive(Parser)]
+#[command(name = "outpost-agent", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent until SIGTERM or SIGINT.
+    Run {
+        /// The config file.
+        #[arg(long, short, default_value = "/etc/outpost/agent.toml")]
+        config: PathBuf,
+    },
+    /// Check a config file: exit 0, or print every problem with its key and exit 1.
+    CheckConfig {
+        /// The config file.
+        #[arg(long, short, default_value = "/etc/outpost/agent.toml")]
+        config: PathBuf,
+    },
+    /// Print one host sample as JSON on stdout.
+    Sample,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match config::load(&config) {
+            Ok(_) => {
+                eprintln!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Sample => report(sample()),
+        Command::Run { config } => report(run_agent(config)),
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("outpost-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+}
+
+fn sample() -> anyhow::Result<()> {
+    let mut sampler = HostSampler::new()?;
+    // CPU usage and rates need two readings some time apart.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let points = sampler.sample(unix_ms());
+    let json: Vec<serde_json::Value> = points
+        .iter()
+        .map(|p| {
+            let dims: serde_json::Map<String, serde_json::Value> = p
+                .dimensions
+                .iter()
+                .map(|d| (d.key.clone(), d.value.clone().into()))
+                .collect();
+            serde_json::json!({
+                "name": p.name, "ts_ms": p.ts_ms, "value": p.value,
+                "unit": p.unit.as_str(), "dimensions": dims,
+            })
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &json)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn run_agent(path: PathBuf) -> anyhow::Result<()> {
+    let config = config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        run(config, shutdown).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}

@@ -1,0 +1,261 @@
+//! Shipping closed batches: number them, encode them into frames (splitting any that exceed a
+//! frame's limits), and deliver each with retries until it is acknowledged, refused for good,
+//! or the shutdown drain budget runs out.
+
+pub mod backoff;
+pub mod http;
+
+use crate::state::seq::SeqAllocator;
+use backoff::Backoff;
+use http::{HttpSender, SendError};
+use outpost_proto::{AgentIdentity, Batch, EncodeError, Record};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// First retry delay.
+pub const RETRY_BASE: Duration = Duration::from_millis(250);
+/// Longest retry delay.
+pub const RETRY_CAP: Duration = Duration::from_secs(30);
+
+/// What the shipper did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShipStats {
+    /// Frames acknowledged by the sink.
+    pub frames_sent: u64,
+    /// Records in acknowledged frames.
+    pub records_sent: u64,
+    /// Failed attempts that were retried.
+    pub retries: u64,
+    /// Records in frames the sink refused for good.
+    pub records_rejected: u64,
+    /// Records given up at shutdown because the drain budget ran out.
+    pub records_abandoned: u64,
+}
+
+/// Encode records into one or more frames, halving any part that exceeds a frame limit.
+/// `next_seq` numbers each frame; a number used for a frame that had to be split is skipped.
+pub fn encode_frames(
+    identity: &AgentIdentity,
+    records: Vec<Record>,
+    created_ms: i64,
+    level: i32,
+    next_seq: &mut dyn FnMut() -> std::io::Result<u64>,
+) -> std::io::Result<Vec<(u64, usize, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut pending = vec![records];
+    while let Some(records) = pending.pop() {
+        let batch = Batch {
+            agent: identity.clone(),
+            seq: next_seq()?,
+            created_ms,
+            records,
+        };
+        match outpost_proto::encode_with_level(&batch, level) {
+            Ok(frame) => out.push((batch.seq, batch.records.len(), frame)),
+            Err(
+                EncodeError::TooManyRecords { .. }
+                | EncodeError::DecompressedTooLarge { .. }
+                | EncodeError::CompressedTooLarge { .. },
+            ) if batch.records.len() > 1 => {
+                let mut first = batch.records;
+                let second = first.split_off(first.len() / 2);
+                // Popped last-in first-out: push the later half first to keep order.
+                pending.push(second);
+                pending.push(first);
+            }
+            Err(e) => {
+                return Err(std::io::Error::other(format!(
+                    "cannot encode a batch of {} record(s): {e}",
+                    batch.records.len()
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Delivers frames to the sink.
+pub struct Shipper {
+    sender: HttpSender,
+    seq: SeqAllocator,
+    identity: AgentIdentity,
+    level: i32,
+    drain: Duration,
+    shutdown: watch::Receiver<bool>,
+    drain_deadline: Option<Instant>,
+    stats: ShipStats,
+}
+
+impl Shipper {
+    /// A shipper that, once `shutdown` turns true, keeps trying for at most `drain`.
+    pub fn new(
+        sender: HttpSender,
+        seq: SeqAllocator,
+        identity: AgentIdentity,
+        level: i32,
+        drain: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            sender,
+            seq,
+            identity,
+            level,
+            drain,
+            shutdown,
+            drain_deadline: None,
+            stats: ShipStats::default(),
+        }
+    }
+
+    /// What has been shipped so far.
+    pub fn stats(&self) -> ShipStats {
+        self.stats
+    }
+
+    fn deadline(&mut self) -> Option<Instant> {
+        if self.drain_deadline.is_none() && *self.shutdown.borrow() {
+            self.drain_deadline = Some(Instant::now() + self.drain);
+        }
+        self.drain_deadline
+    }
+
+    /// Number, encode and deliver one closed batch.
+    pub async fn ship(&mut self, records: Vec<Record>, created_ms: i64) {
+        let count = records.len();
+        let seq = &mut self.seq;
+        let frames = match encode_frames(&self.identity, records, created_ms, self.level, &mut || {
+            seq.allocate()
+        }) {
+            Ok(f) => f,
+            Err(error) => {
+                tracing::error!(%error, records = count, "dropping a batch that cannot be framed");
+                self.stats.records_rejected += count as u64;
+                return;
+            }
+        };
+        for (seq, n, frame) in frames {
+            self.deliver(seq, n, &frame).await;
+        }
+    }
+
+    async fn deliver(&mut self, seq: u64, records: usize, frame: &[u8]) {
+        let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
+        loop {
+            if self.deadline().is_some_and(|d| Instant::now() >= d) {
+                tracing::warn!(seq, records, "shutdown drain time is up; batch not delivered");
+                self.stats.records_abandoned += records as u64;
+                return;
+            }
+            match self.sender.send(frame).await {
+                Ok(()) => {
+                    tracing::debug!(seq, records, bytes = frame.len(), "batch delivered");
+                    self.stats.frames_sent += 1;
+                    self.stats.records_sent += records as u64;
+                    return;
+                }
+                Err(SendError::Rejected { status, reason }) => {
+                    tracing::error!(seq, records, status, %reason, "sink rejected the batch; dropping it");
+                    self.stats.records_rejected += records as u64;
+                    return;
+                }
+                Err(SendError::Retryable(reason)) => {
+                    self.stats.retries += 1;
+                    if reason.starts_with("HTTP 401") {
+                        self.sender.reload_token();
+                    }
+                    let delay = backoff.next_delay(rand::random::<f64>());
+                    tracing::warn!(seq, attempt = backoff.attempts(), retry_in = ?delay, %reason, "delivery failed; will retry");
+                    let wake = Instant::now() + delay;
+                    let wake = match self.deadline() {
+                        Some(d) => wake.min(d),
+                        None => wake,
+                    };
+                    tokio::select! {
+                        () = tokio::time::sleep_until(wake) => {}
+                        _ = self.shutdown.changed(), if self.drain_deadline.is_none() => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost_proto::LogRecord;
+
+    fn ident() -> AgentIdentity {
+        AgentIdentity {
+            agent_id: "a".into(),
+            hostname: "h".into(),
+            agent_version: "0".into(),
+        }
+    }
+
+    fn incompressible(n: usize, len: usize) -> Vec<Record> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..n)
+            .map(|i| {
+                let line = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                Record::Log(LogRecord {
+                    ts_ms: i as i64,
+                    source: "s".into(),
+                    service: "v".into(),
+                    line,
+                    level: None,
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn small_batch_is_one_frame() {
+        let mut n = 10;
+        let frames = encode_frames(&ident(), incompressible(3, 10), 0, 3, &mut || {
+            n += 1;
+            Ok(n)
+        })
+        .unwrap();
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].0, 11);
+        assert_eq!(outpost_proto::decode(&frames[0].2).unwrap().records.len(), 3);
+    }
+
+    #[test]
+    fn oversized_batch_is_split_in_order_with_growing_seqs() {
+        // ~6 MiB of incompressible lines: more than one frame's 4 MiB compressed limit.
+        let records = incompressible(24, 256 * 1024);
+        let mut n = 0;
+        let frames = encode_frames(&ident(), records.clone(), 0, 1, &mut || {
+            n += 1;
+            Ok(n)
+        })
+        .unwrap();
+        assert!(frames.len() >= 2);
+        let mut seqs: Vec<u64> = frames.iter().map(|f| f.0).collect();
+        let sorted = {
+            let mut s = seqs.clone();
+            s.sort();
+            s
+        };
+        assert_eq!(seqs, sorted, "frames are numbered in delivery order");
+        seqs.dedup();
+        assert_eq!(seqs.len(), frames.len());
+        let back: Vec<Record> = frames
+            .iter()
+            .flat_map(|f| outpost_proto::decode(&f.2).unwrap().records)
+            .collect();
+        assert_eq!(back, records, "nothing lost, nothing reordered");
+        assert!(frames.iter().all(|f| f.2.len() <= outpost_proto::limits::MAX_FRAME_LEN));
+    }
+}

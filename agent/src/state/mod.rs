@@ -1,0 +1,5 @@
+//! The agent's durable state under `agent.state_dir`.
+
+pub mod atomic;
+pub mod identity;
+pub mod seq;

@@ -1,0 +1,170 @@
+//! The data a frame carries: a batch of metric points and log records from one agent.
+//!
+//! postcard is not self-describing, so these types must never use `skip_serializing_if`,
+//! `flatten` or internally tagged enums, and fields are never reordered or removed: a change of
+//! shape is a new [`crate::FORMAT_VERSION`].
+
+use serde::{Deserialize, Serialize};
+
+/// Who sent a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AgentIdentity {
+    /// Stable agent id (by default the host's `/etc/machine-id`).
+    pub agent_id: String,
+    /// The host name the agent reports.
+    pub hostname: String,
+    /// The agent's version string.
+    pub agent_version: String,
+}
+
+/// One shipment from an agent: the unit the sink acknowledges and stores idempotently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The sender.
+    pub agent: AgentIdentity,
+    /// Per-agent sequence number; it only grows, across restarts too. `(agent_id, seq)` names the
+    /// batch, so a re-sent batch overwrites itself at the sink.
+    pub seq: u64,
+    /// When the agent closed the batch, unix milliseconds.
+    pub created_ms: i64,
+    /// The records, in the order the agent collected them.
+    pub records: Vec<Record>,
+}
+
+/// One record of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Record {
+    /// A metric sample.
+    Metric(MetricPoint),
+    /// A log line.
+    Log(LogRecord),
+}
+
+/// A metric sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    /// Dotted metric name, e.g. `cpu.utilization`.
+    pub name: String,
+    /// Sample time, unix milliseconds.
+    pub ts_ms: i64,
+    /// The value.
+    pub value: f64,
+    /// Unit of `value`.
+    pub unit: Unit,
+    /// Dimensions (e.g. `cpu=3`, `mount=/`), sorted by key by the agent.
+    pub dimensions: Vec<Dimension>,
+}
+
+/// A key/value dimension of a metric point.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Dimension {
+    /// Dimension name.
+    pub key: String,
+    /// Dimension value.
+    pub value: String,
+}
+
+/// A log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// When the agent read the line, unix milliseconds.
+    pub ts_ms: i64,
+    /// Path of the file the line came from.
+    pub source: String,
+    /// Service name from the log input's config.
+    pub service: String,
+    /// The line's bytes without its line terminator. Not necessarily UTF-8.
+    #[serde(with = "serde_bytes")]
+    pub line: Vec<u8>,
+    /// Severity, when the agent detected one.
+    pub level: Option<Level>,
+}
+
+/// Unit of a metric value. The names follow CloudWatch's units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Unit {
+    /// No unit.
+    None,
+    /// Percent, 0 to 100.
+    Percent,
+    /// Bytes.
+    Bytes,
+    /// Bytes per second.
+    BytesPerSecond,
+    /// Seconds.
+    Seconds,
+    /// A count.
+    Count,
+    /// A count per second.
+    CountPerSecond,
+}
+
+impl Unit {
+    /// The CloudWatch name of the unit.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::None => "None",
+            Unit::Percent => "Percent",
+            Unit::Bytes => "Bytes",
+            Unit::BytesPerSecond => "Bytes/Second",
+            Unit::Seconds => "Seconds",
+            Unit::Count => "Count",
+            Unit::CountPerSecond => "Count/Second",
+        }
+    }
+}
+
+/// Severity of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Level {
+    /// trace
+    Trace,
+    /// debug
+    Debug,
+    /// info
+    Info,
+    /// warn, warning
+    Warn,
+    /// error
+    Error,
+    /// fatal, critical, panic
+    Fatal,
+}
+
+impl Level {
+    /// Lower-case name, as stored by the sink.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+            Level::Fatal => "fatal",
+        }
+    }
+}
+
+impl Record {
+    /// An upper bound of the record's postcard size, cheap to compute; the agent's batcher uses it
+    /// to keep batches under a byte budget without serialising twice.
+    pub fn size_hint(&self) -> usize {
+        // Each varint length prefix or integer is at most 10 bytes; f64 is 8.
+        const INT: usize = 10;
+        match self {
+            Record::Metric(m) => {
+                1 + INT
+                    + m.name.len()
+                    + INT
+                    + 8
+                    + 1
+                    + INT
+                    + m.dimensions
+                        .iter()
+                        .map(|d| 2 * INT + d.key.len() + d.value.len())
+                        .sum::<usize>()
+            }
+            Record::Log(l) => 1 + INT + 3 * INT + l.source.len() + l.service.len() + l.line.len() + 2,
+        }
+    }
+}
