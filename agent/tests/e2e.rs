@@ -1,0 +1,303 @@
+//! End to end on one machine: the real `outpost-sink` and `outpost-agent` binaries, a log file
+//! written while the agent runs, and the data checked where the sink stores it.
+//!
+//! Needs the sink binary built beside the agent's: `cargo test --workspace` builds both.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn agent_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_outpost-agent"))
+}
+
+fn sink_bin() -> PathBuf {
+    let p = agent_bin().with_file_name("outpost-sink");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p outpost-sink`) first",
+        p.display()
+    );
+    p
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_sink(data: &Path, token: &Path) -> (Proc, String) {
+    let mut child = Command::new(sink_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .arg("--token-file")
+        .arg(token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("outpost-sink listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from the sink: {line:?}"))
+        .to_owned();
+    (Proc(child), url)
+}
+
+fn append(path: &Path, lines: &[String]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+/// Every stored log message, with how often it was stored.
+fn stored_messages(data: &Path) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    let root = data.join("logs");
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".ndjson.zst") {
+                let raw = std::fs::read(&p).unwrap();
+                let text = zstd::bulk::decompress(&raw, 64 << 20).unwrap();
+                for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+                    assert_eq!(v["host"], "e2e-host");
+                    assert_eq!(v["service"], "app");
+                    assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+                    *out.entry(v["message"].as_str().unwrap().to_owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn metric_count(db: &Path, name: &str) -> i64 {
+    if !db.exists() {
+        return 0;
+    }
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM points WHERE host = 'e2e-host' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .unwrap_or(0)
+}
+
+fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn write_config(dir: &Path, sink_url: &str, token: &Path) -> PathBuf {
+    let cfg = dir.join("agent.toml");
+    let text = format!(
+        r#"[agent]
+state_dir = "{state}"
+hostname = "e2e-host"
+id = "e2e-agent"
+
+[host]
+interval = "1s"
+
+[tail]
+poll_interval = "50ms"
+
+[[logs]]
+paths = ["{logs}/*.log"]
+service = "app"
+
+[batch]
+max_records = 100
+max_bytes = "64KiB"
+max_age = "200ms"
+
+[sink]
+kind = "http"
+url = "{sink_url}"
+token_file = "{token}"
+"#,
+        state = dir.join("state").display(),
+        logs = dir.join("logs").display(),
+        token = token.display(),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+#[test]
+fn every_line_arrives_exactly_once_and_host_metrics_reach_the_db() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "  s3cret-token\n").unwrap();
+    let (_sink, url) = start_sink(&data, &token);
+
+    let app = logs.join("app.log");
+    let before: Vec<String> = (0..100).map(|i| format!("before {i} INFO ready")).collect();
+    append(&app, &before);
+
+    let cfg = write_config(dir.path(), &url, &token);
+    let mut agent = Proc(
+        Command::new(agent_bin())
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+
+    let mut expected: Vec<String> = before.clone();
+    for round in 0..5 {
+        let lines: Vec<String> = (0..200)
+            .map(|i| format!("round {round} line {i} ERROR something {}", "x".repeat(i % 50)))
+            .collect();
+        append(&app, &lines);
+        expected.extend(lines);
+    }
+    let late: Vec<String> = (0..50).map(|i| format!("late file line {i}")).collect();
+    append(&logs.join("late.log"), &late);
+    expected.extend(late);
+
+    poll_until("all lines in the sink", || {
+        stored_messages(&data).values().sum::<usize>() >= expected.len()
+    });
+    poll_until("host metrics in metrics.db", || {
+        metric_count(&data.join("metrics.db"), "cpu.utilization") > 0
+            && metric_count(&data.join("metrics.db"), "memory.utilization") > 0
+    });
+
+    let status = Command::new("kill")
+        .args(["-TERM", &agent.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(s) = agent.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < DEADLINE, "agent did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(exit.code(), Some(0), "SIGTERM exits 0");
+
+    let stored = stored_messages(&data);
+    assert_eq!(stored.len(), expected.len(), "no unexpected lines");
+    for line in &expected {
+        assert_eq!(stored.get(line), Some(&1), "{line:?} stored exactly once");
+    }
+    // The sequence number survives in the state directory.
+    let seq: u64 = std::fs::read_to_string(dir.path().join("state/seq"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(seq > 0);
+}
+
+#[test]
+fn check_config_reports_every_error_with_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[host]\ninterval = \"often\"\n[batch]\nmax_bytes = \"9GiB\"\n[sink]\nkind = \"http\"\nurl = \"nope\"\n",
+    )
+    .unwrap();
+    let out = Command::new(agent_bin())
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    for (line, key) in lines.iter().zip(["host.interval", "batch.max_bytes", "sink.url"]) {
+        assert!(line.starts_with(&format!("{}: {key}: ", cfg.display())), "{line}");
+    }
+
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t").unwrap();
+    let good = write_config(dir.path(), "http://127.0.0.1:9", &token);
+    let out = Command::new(agent_bin())
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/agent.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let parsed = outpost_agent::config::parse(&text).unwrap();
+    assert_eq!(parsed.logs.len(), 1);
+    assert_eq!(parsed.logs[0].service, "app");
+    // The token file named in the example does not exist here; everything else must validate.
+    let err = outpost_agent::config::validate(parsed, &example).unwrap_err();
+    assert_eq!(err.issues.len(), 1, "{err}");
+    assert_eq!(
+        err.issues[0].location,
+        outpost_agent::config::Location::Key("sink.token_file".into())
+    );
+}
+
+#[test]
+fn sample_prints_host_metrics_as_json() {
+    let out = Command::new(agent_bin()).arg("sample").output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"cpu.utilization"));
+    assert!(names.contains(&"memory.utilization"));
+    assert!(names.contains(&"load.1m"));
+}
+
+#[test]
+fn version_is_printed() {
+    let out = Command::new(agent_bin()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with(&format!("outpost-agent {}", env!("CARGO_PKG_VERSION"))), "{text}");
+}

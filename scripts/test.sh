@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The project's test command (README.md names it; .ci/run calls it): formatting, lints, and every
+# test of the workspace. Works on a Debian machine with Rust and nothing else installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test (workspace: builds both binaries for the end-to-end test)"
+cargo test --workspace --all-targets --locked
