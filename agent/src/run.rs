@@ -69,6 +69,12 @@ pub async fn run(
         sink = %config.sink.url, inputs = config.logs.len(), "outpost-agent starting");
 
     let sender = HttpSender::new(&config.sink)?;
+    // Everything that can fail is set up before any thread starts.
+    let sampler = config
+        .host
+        .as_ref()
+        .map(|h| HostSampler::new().map(|s| (s, h.interval)))
+        .transpose()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut shipper = Shipper::new(
         sender,
@@ -114,11 +120,9 @@ pub async fn run(
     };
 
     // Host sampler thread.
-    let sampler_handle = match &config.host {
-        Some(host) => {
-            let mut sampler = HostSampler::new()?;
+    let sampler_handle = match sampler {
+        Some((mut sampler, interval)) => {
             let tx = rec_tx.clone();
-            let interval = host.interval;
             let dropped = samples_dropped.clone();
             Some(spawn("outpost-sampler", move || {
                 loop {

@@ -4,7 +4,7 @@
 use super::error::{ConfigError, ConfigIssue, Location};
 use super::file::{FileConfig, ReadFrom, SinkKind};
 use super::units::parse_duration;
-use reqwest::Url;
+use url::Url;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
