@@ -1,0 +1,20 @@
+//! Outpost's sink: receives frames from agents and stores their logs and metrics.
+//!
+//! - [`handler`]: the ingest core (decode, validate, partition, encode), free of any transport.
+//! - [`backend`]: the storage traits and the local disk backend.
+//! - [`front`]: the local HTTP server ([`front::server::Server`]).
+//! - [`key`], [`ndjson`], [`timestamp`]: the storage layout and formats.
+//! - [`config`], [`token`], [`error`]: configuration and errors.
+
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod front;
+pub mod handler;
+pub mod key;
+pub mod ndjson;
+pub mod timestamp;
+pub mod token;
+
+pub use config::Config;
+pub use front::server::Server;
