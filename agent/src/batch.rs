@@ -150,7 +150,10 @@ mod tests {
         b.push(log(1, 1), t0 + Duration::from_secs(4), &mut out);
         assert_eq!(b.deadline(), Some(t0 + Duration::from_secs(5)));
         assert!(b.poll(t0 + Duration::from_millis(4999)).is_none());
-        assert_eq!(b.poll(t0 + Duration::from_secs(5)).map(|v| v.len()), Some(2));
+        assert_eq!(
+            b.poll(t0 + Duration::from_secs(5)).map(|v| v.len()),
+            Some(2)
+        );
         assert_eq!(b.deadline(), None);
         assert!(b.flush().is_none());
     }

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::error::AgentError;
 use crate::ship::http::HttpSender;
 use crate::ship::{ShipStats, Shipper};
-use crate::state::identity::{identity, resolve_id, MACHINE_ID};
+use crate::state::identity::{MACHINE_ID, identity, resolve_id};
 use crate::state::seq::{Recovered, SeqAllocator};
 use outpost_proto::Record;
 use std::future::Future;
@@ -58,7 +58,11 @@ pub async fn run(
         &state_dir,
     )
     .map_err(state_err)?;
-    let hostname = config.agent.hostname.clone().unwrap_or_else(system_hostname);
+    let hostname = config
+        .agent
+        .hostname
+        .clone()
+        .unwrap_or_else(system_hostname);
     let now_ms = u64::try_from(unix_ms()).unwrap_or(0);
     let (seq, recovered) = SeqAllocator::open(&state_dir, now_ms).map_err(state_err)?;
     if recovered == Recovered::Corrupt {
@@ -208,8 +212,14 @@ pub async fn run(
         ship,
         samples_dropped: samples_dropped.load(Ordering::Relaxed),
     };
-    tracing::info!(lines = tail.lines, frames = ship.frames_sent, records = ship.records_sent,
-        rejected = ship.records_rejected, abandoned = ship.records_abandoned, "outpost-agent stopped");
+    tracing::info!(
+        lines = tail.lines,
+        frames = ship.frames_sent,
+        records = ship.records_sent,
+        rejected = ship.records_rejected,
+        abandoned = ship.records_abandoned,
+        "outpost-agent stopped"
+    );
     Ok(summary)
 }
 

@@ -90,7 +90,8 @@ fn stored_messages(data: &Path) -> HashMap<String, usize> {
                     assert_eq!(v["host"], "e2e-host");
                     assert_eq!(v["service"], "app");
                     assert!(v["ts"].as_str().unwrap().ends_with('Z'));
-                    *out.entry(v["message"].as_str().unwrap().to_owned()).or_default() += 1;
+                    *out.entry(v["message"].as_str().unwrap().to_owned())
+                        .or_default() += 1;
                 }
             }
         }
@@ -102,8 +103,9 @@ fn metric_count(db: &Path, name: &str) -> i64 {
     if !db.exists() {
         return 0;
     }
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     conn.query_row(
         "SELECT count(*) FROM points WHERE host = 'e2e-host' AND name = ?1",
         [name],
@@ -183,7 +185,12 @@ fn every_line_arrives_exactly_once_and_host_metrics_reach_the_db() {
     let mut expected: Vec<String> = before.clone();
     for round in 0..5 {
         let lines: Vec<String> = (0..200)
-            .map(|i| format!("round {round} line {i} ERROR something {}", "x".repeat(i % 50)))
+            .map(|i| {
+                format!(
+                    "round {round} line {i} ERROR something {}",
+                    "x".repeat(i % 50)
+                )
+            })
             .collect();
         append(&app, &lines);
         expected.extend(lines);
@@ -210,7 +217,10 @@ fn every_line_arrives_exactly_once_and_host_metrics_reach_the_db() {
         if let Some(s) = agent.0.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < DEADLINE, "agent did not exit after SIGTERM");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "agent did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(exit.code(), Some(0), "SIGTERM exits 0");
@@ -247,8 +257,14 @@ fn check_config_reports_every_error_with_key_and_file() {
     let err = String::from_utf8(out.stderr).unwrap();
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 3, "{err}");
-    for (line, key) in lines.iter().zip(["host.interval", "batch.max_bytes", "sink.url"]) {
-        assert!(line.starts_with(&format!("{}: {key}: ", cfg.display())), "{line}");
+    for (line, key) in lines
+        .iter()
+        .zip(["host.interval", "batch.max_bytes", "sink.url"])
+    {
+        assert!(
+            line.starts_with(&format!("{}: {key}: ", cfg.display())),
+            "{line}"
+        );
     }
 
     let token = dir.path().join("token");
@@ -259,7 +275,12 @@ fn check_config_reports_every_error_with_key_and_file() {
         .arg(&good)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -299,5 +320,8 @@ fn version_is_printed() {
     let out = Command::new(agent_bin()).arg("--version").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with(&format!("outpost-agent {}", env!("CARGO_PKG_VERSION"))), "{text}");
+    assert!(
+        text.starts_with(&format!("outpost-agent {}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
 }

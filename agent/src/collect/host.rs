@@ -166,9 +166,24 @@ impl HostSampler {
             if !devices_seen.insert(device.clone()) {
                 continue;
             }
-            if let (Some(r), Some(w)) = (rate(usage.read_bytes, secs), rate(usage.written_bytes, secs)) {
-                out.push(point("disk.read_bytes_per_second", ts_ms, r, Unit::BytesPerSecond, &[("device", &device)]));
-                out.push(point("disk.write_bytes_per_second", ts_ms, w, Unit::BytesPerSecond, &[("device", &device)]));
+            if let (Some(r), Some(w)) = (
+                rate(usage.read_bytes, secs),
+                rate(usage.written_bytes, secs),
+            ) {
+                out.push(point(
+                    "disk.read_bytes_per_second",
+                    ts_ms,
+                    r,
+                    Unit::BytesPerSecond,
+                    &[("device", &device)],
+                ));
+                out.push(point(
+                    "disk.write_bytes_per_second",
+                    ts_ms,
+                    w,
+                    Unit::BytesPerSecond,
+                    &[("device", &device)],
+                ));
             }
         }
 
@@ -181,9 +196,23 @@ impl HostSampler {
             if name == "lo" {
                 continue;
             }
-            if let (Some(rx), Some(tx)) = (rate(data.received(), secs), rate(data.transmitted(), secs)) {
-                out.push(point("network.rx_bytes_per_second", ts_ms, rx, Unit::BytesPerSecond, &[("interface", &name)]));
-                out.push(point("network.tx_bytes_per_second", ts_ms, tx, Unit::BytesPerSecond, &[("interface", &name)]));
+            if let (Some(rx), Some(tx)) =
+                (rate(data.received(), secs), rate(data.transmitted(), secs))
+            {
+                out.push(point(
+                    "network.rx_bytes_per_second",
+                    ts_ms,
+                    rx,
+                    Unit::BytesPerSecond,
+                    &[("interface", &name)],
+                ));
+                out.push(point(
+                    "network.tx_bytes_per_second",
+                    ts_ms,
+                    tx,
+                    Unit::BytesPerSecond,
+                    &[("interface", &name)],
+                ));
             }
         }
 
@@ -243,7 +272,10 @@ mod tests {
         ] {
             assert!(names.contains(n), "missing {n}: {names:?}");
         }
-        let mem = points.iter().find(|p| p.name == "memory.utilization").unwrap();
+        let mem = points
+            .iter()
+            .find(|p| p.name == "memory.utilization")
+            .unwrap();
         assert!((0.0..=100.0).contains(&mem.value));
         let cpus = points
             .iter()
@@ -252,9 +284,10 @@ mod tests {
         assert!(cpus >= 2, "total plus at least one core");
         assert!(points.iter().all(|p| p.ts_ms == 1));
         assert!(
-            !points
+            !points.iter().any(|p| p
+                .dimensions
                 .iter()
-                .any(|p| p.dimensions.iter().any(|d| d.key == "interface" && d.value == "lo")),
+                .any(|d| d.key == "interface" && d.value == "lo")),
             "loopback is excluded"
         );
     }

@@ -4,9 +4,9 @@
 use super::error::{ConfigError, ConfigIssue, Location};
 use super::file::{FileConfig, ReadFrom, SinkKind};
 use super::units::parse_duration;
-use url::Url;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use url::Url;
 
 /// Largest `batch.max_bytes`: with zstd's worst-case expansion an incompressible batch of this
 /// size still fits a frame's 4 MiB compressed limit.
@@ -230,7 +230,10 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
             let text = resolved.to_string_lossy().into_owned();
             match glob::Pattern::new(&text) {
                 Ok(_) => patterns.push(text),
-                Err(e) => is.add(format!("logs[{i}].paths[{j}]"), format!("bad glob {p:?}: {e}")),
+                Err(e) => is.add(
+                    format!("logs[{i}].paths[{j}]"),
+                    format!("bad glob {p:?}: {e}"),
+                ),
             }
         }
         if l.service.trim().is_empty() {
@@ -381,7 +384,10 @@ mod tests {
         assert_eq!(c.batch.max_bytes, 1 << 20);
         assert_eq!(c.batch.max_age, Duration::from_secs(5));
         assert_eq!(c.tail.poll_interval, Duration::from_millis(250));
-        assert_eq!(c.sink.batches_url.as_str(), "http://127.0.0.1:7070/v1/batches");
+        assert_eq!(
+            c.sink.batches_url.as_str(),
+            "http://127.0.0.1:7070/v1/batches"
+        );
     }
 
     #[test]
@@ -456,7 +462,9 @@ token_file = "/nonexistent/outpost-token"
 
     #[test]
     fn relative_paths_resolve_against_the_config_directory() {
-        let text = format!("[agent]\nstate_dir = \"state\"\n[[logs]]\npaths = [\"logs/*.log\"]\nservice = \"app\"\n{MINIMAL}");
+        let text = format!(
+            "[agent]\nstate_dir = \"state\"\n[[logs]]\npaths = [\"logs/*.log\"]\nservice = \"app\"\n{MINIMAL}"
+        );
         let c = check(&text).unwrap();
         assert_eq!(c.agent.state_dir, PathBuf::from("/etc/outpost/state"));
         assert_eq!(c.logs[0].patterns, ["/etc/outpost/logs/*.log"]);
@@ -465,6 +473,9 @@ token_file = "/nonexistent/outpost-token"
     #[test]
     fn url_path_prefix_is_kept() {
         let u = Url::parse("https://example.com/outpost/").unwrap();
-        assert_eq!(batches_url(&u).as_str(), "https://example.com/outpost/v1/batches");
+        assert_eq!(
+            batches_url(&u).as_str(),
+            "https://example.com/outpost/v1/batches"
+        );
     }
 }

@@ -140,6 +140,9 @@ mod tests {
                 reason: "HTTP 400: {\"error\":\"bad magic\"}".into()
             })
         );
-        assert!(matches!(classify(413, ""), Some(SendError::Rejected { status: 413, .. })));
+        assert!(matches!(
+            classify(413, ""),
+            Some(SendError::Rejected { status: 413, .. })
+        ));
     }
 }

@@ -125,9 +125,13 @@ impl Shipper {
     pub async fn ship(&mut self, records: Vec<Record>, created_ms: i64) {
         let count = records.len();
         let seq = &mut self.seq;
-        let frames = match encode_frames(&self.identity, records, created_ms, self.level, &mut || {
-            seq.allocate()
-        }) {
+        let frames = match encode_frames(
+            &self.identity,
+            records,
+            created_ms,
+            self.level,
+            &mut || seq.allocate(),
+        ) {
             Ok(f) => f,
             Err(error) => {
                 tracing::error!(%error, records = count, "dropping a batch that cannot be framed");
@@ -144,7 +148,11 @@ impl Shipper {
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         loop {
             if self.deadline().is_some_and(|d| Instant::now() >= d) {
-                tracing::warn!(seq, records, "shutdown drain time is up; batch not delivered");
+                tracing::warn!(
+                    seq,
+                    records,
+                    "shutdown drain time is up; batch not delivered"
+                );
                 self.stats.records_abandoned += records as u64;
                 return;
             }
@@ -228,7 +236,10 @@ mod tests {
         .unwrap();
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].0, 11);
-        assert_eq!(outpost_proto::decode(&frames[0].2).unwrap().records.len(), 3);
+        assert_eq!(
+            outpost_proto::decode(&frames[0].2).unwrap().records.len(),
+            3
+        );
     }
 
     #[test]
@@ -256,6 +267,10 @@ mod tests {
             .flat_map(|f| outpost_proto::decode(&f.2).unwrap().records)
             .collect();
         assert_eq!(back, records, "nothing lost, nothing reordered");
-        assert!(frames.iter().all(|f| f.2.len() <= outpost_proto::limits::MAX_FRAME_LEN));
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.2.len() <= outpost_proto::limits::MAX_FRAME_LEN)
+        );
     }
 }

@@ -95,13 +95,22 @@ mod tests {
         let cases: &[(&str, Option<Level>)] = &[
             ("2026-11-23 12:00:00 ERROR db: timeout", Some(Level::Error)),
             ("2026-11-23T12:00:00Z WARN retrying", Some(Level::Warn)),
-            ("2026/11/23 12:00:00 [error] 42#0: upstream timed out", Some(Level::Error)),
+            (
+                "2026/11/23 12:00:00 [error] 42#0: upstream timed out",
+                Some(Level::Error),
+            ),
             (r#"{"ts":"x","level":"info","msg":"ok"}"#, Some(Level::Info)),
-            (r#"{"severity": "CRITICAL", "msg":"down"}"#, Some(Level::Fatal)),
+            (
+                r#"{"severity": "CRITICAL", "msg":"down"}"#,
+                Some(Level::Fatal),
+            ),
             ("time=1 level=debug msg=hi", Some(Level::Debug)),
             (r#"ts=1 lvl="warning" msg=hi"#, Some(Level::Warn)),
             ("thread 'main' panicked: PANIC at x", Some(Level::Fatal)),
-            ("127.0.0.1 - - [23/Nov/2026] \"GET / HTTP/1.1\" 200 12", None),
+            (
+                "127.0.0.1 - - [23/Nov/2026] \"GET / HTTP/1.1\" 200 12",
+                None,
+            ),
             ("an error occurred in lower case prose", None),
             ("", None),
         ];

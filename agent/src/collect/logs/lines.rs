@@ -115,10 +115,28 @@ mod tests {
     #[test]
     fn long_lines_are_truncated_and_flagged() {
         let (lines, _) = split(4, &[b"abcdefgh\nxy\n"]);
-        assert_eq!(lines[0], Line { bytes: b"abcd".to_vec(), truncated: true });
-        assert_eq!(lines[1], Line { bytes: b"xy".to_vec(), truncated: false });
+        assert_eq!(
+            lines[0],
+            Line {
+                bytes: b"abcd".to_vec(),
+                truncated: true
+            }
+        );
+        assert_eq!(
+            lines[1],
+            Line {
+                bytes: b"xy".to_vec(),
+                truncated: false
+            }
+        );
         let (lines, _) = split(4, &[b"abcd\r\n"]);
-        assert_eq!(lines[0], Line { bytes: b"abcd".to_vec(), truncated: false });
+        assert_eq!(
+            lines[0],
+            Line {
+                bytes: b"abcd".to_vec(),
+                truncated: false
+            }
+        );
     }
 
     proptest! {

@@ -256,7 +256,10 @@ impl Tailer {
         let offset = self.files[i].offset;
         if let Err(error) = self.files[i].file.seek(SeekFrom::Start(offset)) {
             tracing::warn!(%error, path = %self.files[i].source.display(), "seek failed");
-            return Ok(ReadOutcome { bytes: 0, at_eof: true });
+            return Ok(ReadOutcome {
+                bytes: 0,
+                at_eof: true,
+            });
         }
         let at_eof = loop {
             if total >= READ_BUDGET {
@@ -335,7 +338,11 @@ mod tests {
     }
 
     fn append(p: &Path, text: &str) {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap();
         f.write_all(text.as_bytes()).unwrap();
     }
 
