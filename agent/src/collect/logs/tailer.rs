@@ -66,6 +66,7 @@ pub struct Tailer {
     files: Vec<Tracked>,
     started: bool,
     stats: TailStats,
+    buf: Vec<u8>,
 }
 
 fn file_id(m: &std::fs::Metadata) -> FileId {
@@ -81,6 +82,7 @@ impl Tailer {
             files: Vec::new(),
             started: false,
             stats: TailStats::default(),
+            buf: Vec::new(),
         }
     }
 
@@ -250,7 +252,21 @@ impl Tailer {
         now_ms: i64,
         emit: &mut dyn FnMut(Vec<LogRecord>) -> Result<(), Stopped>,
     ) -> Result<ReadOutcome, Stopped> {
-        let mut buf = vec![0u8; CHUNK];
+        // Reuse one read buffer across files and polls (taken out to satisfy the borrow checker).
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(CHUNK, 0);
+        let result = self.read_into(i, now_ms, emit, &mut buf);
+        self.buf = buf;
+        result
+    }
+
+    fn read_into(
+        &mut self,
+        i: usize,
+        now_ms: i64,
+        emit: &mut dyn FnMut(Vec<LogRecord>) -> Result<(), Stopped>,
+        buf: &mut [u8],
+    ) -> Result<ReadOutcome, Stopped> {
         let mut total = 0usize;
         let mut lines = Vec::new();
         let offset = self.files[i].offset;
@@ -265,7 +281,7 @@ impl Tailer {
             if total >= READ_BUDGET {
                 break false;
             }
-            let n = match self.files[i].file.read(&mut buf) {
+            let n = match self.files[i].file.read(buf) {
                 Ok(0) => break true,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
