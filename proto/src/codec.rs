@@ -1,8 +1,8 @@
 //! Frame encoding and bounded decoding: header, CRC32C, zstd and postcard.
 
 use crate::error::{DecodeError, EncodeError};
-use crate::limits::{MAX_COMPRESSED_LEN, MAX_DECOMPRESSED_LEN, MAX_RECORDS};
-use crate::types::Batch;
+use crate::limits::{MAX_COMPRESSED_LEN, MAX_DECOMPRESSED_LEN, MAX_DIMENSIONS, MAX_RECORDS};
+use crate::types::{AgentIdentity, Batch, Record};
 
 /// The four bytes every frame starts with.
 pub const MAGIC: [u8; 4] = *b"OPST";
@@ -94,10 +94,12 @@ pub fn parse_header(frame: &[u8]) -> Result<Header, DecodeError> {
 
 /// Decode a frame into a batch.
 ///
-/// Checks, in order: header (see [`parse_header`]), exact frame length, CRC32C, the zstd frame's
-/// declared content size against the header, then decompresses into a buffer of exactly the
-/// declared (and bounded) size, so no input can make it allocate more than
-/// [`MAX_DECOMPRESSED_LEN`](crate::limits::MAX_DECOMPRESSED_LEN).
+/// Checks, in order: header (see [`parse_header`]), exact frame length, CRC32C, that the body is
+/// exactly one zstd frame, the zstd frame's declared content size against the header, then
+/// decompresses into a buffer of exactly the declared (and bounded) size, so no input can make
+/// it allocate more than [`MAX_DECOMPRESSED_LEN`](crate::limits::MAX_DECOMPRESSED_LEN) there;
+/// then the record count the body declares against the header, before any record is built;
+/// then the postcard body itself, which must end exactly where the decompressed bytes end.
 pub fn decode(frame: &[u8]) -> Result<Batch, DecodeError> {
     let header = parse_header(frame)?;
     let needed = HEADER_LEN + header.compressed_len as usize;
@@ -152,6 +154,16 @@ pub fn decode(frame: &[u8]) -> Result<Batch, DecodeError> {
             zstd: Some(plain.len() as u64),
         });
     }
+    // The record count the body declares, checked before any record is built: a body of tiny
+    // records that compresses to a few KiB would otherwise cost ~100 bytes of `Record` per few
+    // bytes of body before the count could be compared.
+    let body_records = body_record_count(&plain)?;
+    if body_records != header.record_count as usize {
+        return Err(DecodeError::RecordCountMismatch {
+            declared: header.record_count,
+            actual: body_records,
+        });
+    }
     let (batch, rest): (Batch, &[u8]) =
         postcard::take_from_bytes(&plain).map_err(|e| DecodeError::Body(e.to_string()))?;
     if !rest.is_empty() {
@@ -169,6 +181,18 @@ pub fn decode(frame: &[u8]) -> Result<Batch, DecodeError> {
     Ok(batch)
 }
 
+/// The length prefix of `Batch::records` in a postcard body, read without building the batch.
+///
+/// postcard writes a struct's fields in declaration order and a `Vec` as a varint length then
+/// its elements, so the fields before `records` followed by a `usize` is exactly the start of a
+/// [`Batch`]; this must follow `Batch`'s field order, which is frozen within a format version.
+fn body_record_count(plain: &[u8]) -> Result<usize, DecodeError> {
+    type BatchPrefix = (AgentIdentity, u64, i64, usize);
+    let ((_agent, _seq, _created_ms, records), _rest): (BatchPrefix, &[u8]) =
+        postcard::take_from_bytes(plain).map_err(|e| DecodeError::Body(e.to_string()))?;
+    Ok(records)
+}
+
 /// Encode a batch at [`DEFAULT_ZSTD_LEVEL`].
 pub fn encode(batch: &Batch) -> Result<Vec<u8>, EncodeError> {
     encode_with_level(batch, DEFAULT_ZSTD_LEVEL)
@@ -181,6 +205,20 @@ pub fn encode_with_level(batch: &Batch, level: i32) -> Result<Vec<u8>, EncodeErr
         return Err(EncodeError::TooManyRecords {
             count: batch.records.len(),
             limit: MAX_RECORDS,
+        });
+    }
+    let widest = batch
+        .records
+        .iter()
+        .filter_map(|record| match record {
+            Record::Metric(m) => Some(m.dimensions.len()),
+            Record::Log(_) => None,
+        })
+        .max();
+    if let Some(count) = widest.filter(|&count| count > MAX_DIMENSIONS as usize) {
+        return Err(EncodeError::TooManyDimensions {
+            count,
+            limit: MAX_DIMENSIONS,
         });
     }
     let body = postcard::to_stdvec(batch).map_err(|e| EncodeError::Serialize(e.to_string()))?;
@@ -256,10 +294,7 @@ mod tests {
     fn trailing_bytes_are_rejected() {
         let mut frame = encode(&small()).unwrap();
         frame.push(0);
-        assert_eq!(
-            decode(&frame),
-            Err(DecodeError::TrailingBytes { extra: 1 })
-        );
+        assert_eq!(decode(&frame), Err(DecodeError::TrailingBytes { extra: 1 }));
     }
 
     #[test]

@@ -103,6 +103,14 @@ pub enum EncodeError {
         /// The limit.
         limit: u32,
     },
+    /// A metric point has more dimensions than [`crate::limits::MAX_DIMENSIONS`].
+    #[error("a metric has {count} dimensions, more than the limit of {limit}")]
+    TooManyDimensions {
+        /// Dimensions of the offending metric point.
+        count: usize,
+        /// The limit.
+        limit: u32,
+    },
     /// The serialised body exceeds [`crate::limits::MAX_DECOMPRESSED_LEN`].
     #[error("serialised body of {len} bytes exceeds the limit of {limit}")]
     DecompressedTooLarge {

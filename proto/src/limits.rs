@@ -12,5 +12,12 @@ pub const MAX_DECOMPRESSED_LEN: u32 = 64 * 1024 * 1024;
 /// Largest number of records a single batch may carry.
 pub const MAX_RECORDS: u32 = 100_000;
 
+/// Largest number of dimensions one metric point may carry: 30, CloudWatch's limit per metric.
+///
+/// It also bounds what decoding costs: an empty dimension is 2 bytes of body but 48 bytes in
+/// memory, so without a cap a frame of a few KiB (a 64 MiB body of empty dimensions compresses
+/// that well) made the decoder build 1.6 GB of them.
+pub const MAX_DIMENSIONS: u32 = 30;
+
 /// Largest frame on the wire: header plus the largest compressed body.
 pub const MAX_FRAME_LEN: usize = crate::codec::HEADER_LEN + MAX_COMPRESSED_LEN as usize;

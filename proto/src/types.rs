@@ -4,7 +4,12 @@
 //! `flatten` or internally tagged enums, and fields are never reordered or removed: a change of
 //! shape is a new [`crate::FORMAT_VERSION`].
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::limits::MAX_DIMENSIONS;
 
 /// Who sent a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -51,8 +56,45 @@ pub struct MetricPoint {
     pub value: f64,
     /// Unit of `value`.
     pub unit: Unit,
-    /// Dimensions (e.g. `cpu=3`, `mount=/`), sorted by key by the agent.
+    /// Dimensions (e.g. `cpu=3`, `mount=/`), sorted by key by the agent. At most
+    /// [`MAX_DIMENSIONS`](crate::limits::MAX_DIMENSIONS): the encoder refuses more, and the
+    /// decoder stops reading at the first one past the limit.
+    #[serde(deserialize_with = "bounded_dimensions")]
     pub dimensions: Vec<Dimension>,
+}
+
+/// Deserialise `MetricPoint::dimensions` without ever holding more than
+/// [`MAX_DIMENSIONS`](crate::limits::MAX_DIMENSIONS) of them. Only deserialisation changes:
+/// on the wire it is still a plain sequence.
+fn bounded_dimensions<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Dimension>, D::Error> {
+    struct Bounded;
+
+    impl<'de> Visitor<'de> for Bounded {
+        type Value = Vec<Dimension>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "at most {MAX_DIMENSIONS} dimensions")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let limit = MAX_DIMENSIONS as usize;
+            if let Some(len) = seq.size_hint().filter(|&len| len > limit) {
+                return Err(de::Error::invalid_length(len, &self));
+            }
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(limit));
+            while let Some(dimension) = seq.next_element()? {
+                if out.len() == limit {
+                    return Err(de::Error::invalid_length(limit + 1, &self));
+                }
+                out.push(dimension);
+            }
+            Ok(out)
+        }
+    }
+
+    deserializer.deserialize_seq(Bounded)
 }
 
 /// A key/value dimension of a metric point.
@@ -164,7 +206,9 @@ impl Record {
                         .map(|d| 2 * INT + d.key.len() + d.value.len())
                         .sum::<usize>()
             }
-            Record::Log(l) => 1 + INT + 3 * INT + l.source.len() + l.service.len() + l.line.len() + 2,
+            Record::Log(l) => {
+                1 + INT + 3 * INT + l.source.len() + l.service.len() + l.line.len() + 2
+            }
         }
     }
 }
