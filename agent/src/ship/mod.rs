@@ -75,6 +75,16 @@ pub fn encode_frames(
     Ok(out)
 }
 
+/// Remove records no frame can carry (metric points over
+/// [`MAX_DIMENSIONS`](outpost_proto::limits::MAX_DIMENSIONS)), so one bad point cannot make a
+/// whole batch undeliverable. Returns how many were removed.
+pub fn drop_unencodable(records: &mut Vec<Record>) -> usize {
+    let before = records.len();
+    let limit = outpost_proto::limits::MAX_DIMENSIONS as usize;
+    records.retain(|r| !matches!(r, Record::Metric(m) if m.dimensions.len() > limit));
+    before - records.len()
+}
+
 /// Delivers frames to the sink.
 pub struct Shipper {
     sender: HttpSender,
@@ -122,7 +132,16 @@ impl Shipper {
     }
 
     /// Number, encode and deliver one closed batch.
-    pub async fn ship(&mut self, records: Vec<Record>, created_ms: i64) {
+    pub async fn ship(&mut self, mut records: Vec<Record>, created_ms: i64) {
+        let unencodable = drop_unencodable(&mut records);
+        if unencodable > 0 {
+            tracing::error!(
+                dropped = unencodable,
+                limit = outpost_proto::limits::MAX_DIMENSIONS,
+                "dropping metric points with more dimensions than the wire format allows"
+            );
+            self.stats.records_rejected += unencodable as u64;
+        }
         let count = records.len();
         let seq = &mut self.seq;
         let frames = match encode_frames(
@@ -224,6 +243,39 @@ mod tests {
                 })
             })
             .collect()
+    }
+
+    #[test]
+    fn metric_points_over_the_dimension_limit_are_dropped_alone() {
+        use outpost_proto::{Dimension, MetricPoint, Unit};
+        let metric = |dims: usize| {
+            Record::Metric(MetricPoint {
+                name: "m".into(),
+                ts_ms: 0,
+                value: 1.0,
+                unit: Unit::None,
+                dimensions: (0..dims)
+                    .map(|i| Dimension {
+                        key: format!("k{i}"),
+                        value: "v".into(),
+                    })
+                    .collect(),
+            })
+        };
+        let limit = outpost_proto::limits::MAX_DIMENSIONS as usize;
+        let mut records = vec![metric(limit), metric(limit + 1)];
+        records.extend(incompressible(1, 10));
+        assert_eq!(drop_unencodable(&mut records), 1);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0], metric(limit));
+        let mut n = 0;
+        assert!(
+            encode_frames(&ident(), records, 0, 3, &mut || {
+                n += 1;
+                Ok(n)
+            })
+            .is_ok()
+        );
     }
 
     #[test]
