@@ -1,0 +1,382 @@
+//! File identity: device, inode and a fingerprint of the first bytes, so that a reused inode or
+//! a file replaced under the same name is told apart from the file a position was recorded for.
+//!
+//! # The fingerprint
+//! The fingerprint is the CRC-32C of the first [`FINGERPRINT_BYTES`] bytes of the file, or of the
+//! whole file while it is shorter; `fingerprint_len` records how many bytes were hashed. CRC-32C
+//! is fixed by its specification, so persisted fingerprints stay comparable across Rust and
+//! crate versions (std's `DefaultHasher` is not). An empty file has no fingerprint (`None`,
+//! length 0).
+//!
+//! # Matching
+//! A stored identity `S` matches a file `F` when `F` has the same device and inode as `S` and
+//! the first `S.fingerprint_len` bytes of `F`, read again now, hash to `S.fingerprint`. So a file
+//! that was short when it was identified still matches after it grew (its old window is a prefix
+//! of the new content), while a file whose first bytes changed — the inode was freed and reused,
+//! or the file was truncated and rewritten in place — does not. A file now shorter than the
+//! stored window does not match either. Two different files on the same inode whose first
+//! `fingerprint_len` bytes are equal cannot be told apart; the wider the window, the rarer that
+//! is, which is why a short file's identity should be read again as it grows.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// How many leading bytes of a file the fingerprint covers once the file is at least that long.
+pub const FINGERPRINT_BYTES: u32 = 1024;
+
+/// File name extensions of compressed rotated files. [`find_rotated`] never considers them: their
+/// bytes are not the bytes that were being read.
+pub const COMPRESSED_EXTENSIONS: [&str; 6] = ["gz", "zst", "bz2", "xz", "lz4", "zip"];
+
+/// Who a file is: its device and inode, and a fingerprint of its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileIdentity {
+    /// Device number (`st_dev`).
+    pub dev: u64,
+    /// Inode number (`st_ino`).
+    pub ino: u64,
+    /// CRC-32C of the first `fingerprint_len` bytes; `None` when the file was empty.
+    pub fingerprint: Option<u64>,
+    /// How many bytes the fingerprint covers: `min(file length, FINGERPRINT_BYTES)` when it
+    /// was read.
+    pub fingerprint_len: u32,
+}
+
+impl FileIdentity {
+    /// The identity of a file on `dev`/`ino` whose content starts with `prefix`. At most
+    /// [`FINGERPRINT_BYTES`] of `prefix` are hashed; pass the whole file when it is shorter.
+    pub fn from_prefix(dev: u64, ino: u64, prefix: &[u8]) -> Self {
+        let window = &prefix[..prefix.len().min(FINGERPRINT_BYTES as usize)];
+        Self {
+            dev,
+            ino,
+            fingerprint: fingerprint_of(window),
+            // `window` is at most FINGERPRINT_BYTES long, so this never saturates.
+            fingerprint_len: u32::try_from(window.len()).unwrap_or(FINGERPRINT_BYTES),
+        }
+    }
+
+    /// Same device and inode (says nothing about the content).
+    pub fn same_inode(&self, other: &Self) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+
+    /// The fingerprint covers the full window, so it no longer changes as the file grows.
+    /// While this is false, read the identity again after the file grew to keep it sharp.
+    pub fn is_complete(&self) -> bool {
+        self.fingerprint_len >= FINGERPRINT_BYTES
+    }
+
+    /// The fingerprint covers the first `offset` bytes, or the full window when `offset` is past
+    /// it. An identity recorded with a checkpoint at `offset` should cover it: one read while
+    /// the file was shorter would let a file that reused the inode, and starts with those few
+    /// bytes, inherit the offset. Read the identity again (after the bytes up to `offset` were
+    /// read) when this is false.
+    pub fn covers(&self, offset: u64) -> bool {
+        u64::from(self.fingerprint_len) >= offset.min(u64::from(FINGERPRINT_BYTES))
+    }
+
+    /// Whether `candidate` is the file this identity was read from: same device and inode, and
+    /// its first `self.fingerprint_len` bytes (read again now) hash to `self.fingerprint`.
+    /// See the module documentation for the exact rule.
+    pub fn matches(&self, candidate: &File) -> io::Result<bool> {
+        let meta = candidate.metadata()?;
+        if meta.dev() != self.dev || meta.ino() != self.ino {
+            return Ok(false);
+        }
+        let prefix = read_prefix(candidate, self.fingerprint_len)?;
+        Ok(prefix_matches(self, &prefix))
+    }
+}
+
+/// CRC-32C of `window`, widened to the persisted width; `None` for no bytes.
+fn fingerprint_of(window: &[u8]) -> Option<u64> {
+    (!window.is_empty()).then(|| u64::from(crc32c::crc32c(window)))
+}
+
+/// Read the identity of an open file. The file's read position is not moved (positional reads).
+pub fn read_identity(file: &File) -> io::Result<FileIdentity> {
+    let meta = file.metadata()?;
+    let prefix = read_prefix(file, FINGERPRINT_BYTES)?;
+    Ok(FileIdentity::from_prefix(meta.dev(), meta.ino(), &prefix))
+}
+
+/// Read up to `len` bytes from the start of `file` (fewer when the file is shorter), without
+/// moving its read position.
+pub fn read_prefix(file: &File, len: u32) -> io::Result<Vec<u8>> {
+    let len = len as usize;
+    let mut buf = vec![0; len];
+    let mut got = 0;
+    while got < len {
+        match file.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// The pure half of matching: whether a file starting with `candidate_prefix` has the content
+/// `stored` was fingerprinted from. `candidate_prefix` must hold at least
+/// `stored.fingerprint_len` bytes of the candidate when the candidate has that many: a shorter
+/// prefix means the candidate is shorter than the stored window, which never matches. A stored
+/// identity of an empty file (nothing hashed) matches any prefix. Device and inode are not
+/// compared here.
+pub fn prefix_matches(stored: &FileIdentity, candidate_prefix: &[u8]) -> bool {
+    let len = stored.fingerprint_len as usize;
+    match candidate_prefix.get(..len) {
+        Some(window) => fingerprint_of(window) == stored.fingerprint,
+        None => false,
+    }
+}
+
+/// Find where the file `stored` describes went when it was rotated away from `original`, e.g.
+/// while the agent was down: among the siblings of `original` named like it plus a suffix that
+/// starts with `.`, `-` or `_` (`app.log.1`, `app.log-20261123`, `app.log.old`), the one whose
+/// identity [matches](FileIdentity::matches) `stored`. Compressed files
+/// ([`COMPRESSED_EXTENSIONS`], e.g. `app.log.1.gz`) are skipped. `original` itself is not a
+/// candidate: check it first. Unreadable directories and files are skipped; `None` when nothing
+/// matches. When hard links make several names match, the first in byte order of the name wins.
+pub fn find_rotated(original: &Path, stored: &FileIdentity) -> Option<PathBuf> {
+    let name = original.file_name()?.as_encoded_bytes();
+    let dir = match original.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|entry| is_rotated_name(name, entry.file_name().as_encoded_bytes()))
+        .map(|entry| entry.path())
+        .collect();
+    candidates.sort();
+    candidates.into_iter().find(|path| {
+        // A cheap stat first; only a file on the right inode is opened and read.
+        let same_inode = std::fs::metadata(path)
+            .is_ok_and(|m| m.is_file() && m.dev() == stored.dev && m.ino() == stored.ino);
+        same_inode
+            && File::open(path)
+                .and_then(|f| stored.matches(&f))
+                .unwrap_or(false)
+    })
+}
+
+/// `candidate` is `original` plus a separator and a suffix, and not a compressed file.
+fn is_rotated_name(original: &[u8], candidate: &[u8]) -> bool {
+    let Some(suffix) = candidate.strip_prefix(original) else {
+        return false;
+    };
+    let Some((&sep, rest)) = suffix.split_first() else {
+        return false;
+    };
+    if !matches!(sep, b'.' | b'-' | b'_') || rest.is_empty() {
+        return false;
+    }
+    let ext = candidate
+        .rsplit(|&b| b == b'.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    !COMPRESSED_EXTENSIONS
+        .iter()
+        .any(|c| c.as_bytes() == ext.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn append(p: &Path, bytes: &[u8]) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    fn identity_of(p: &Path) -> FileIdentity {
+        read_identity(&File::open(p).unwrap()).unwrap()
+    }
+
+    fn matches(id: &FileIdentity, p: &Path) -> bool {
+        id.matches(&File::open(p).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn identity_is_stable_across_appends() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        append(&p, &[b'a'; 1500]);
+        let first = identity_of(&p);
+        assert!(first.is_complete());
+        assert_eq!(first.fingerprint_len, FINGERPRINT_BYTES);
+        append(&p, b"more lines\n");
+        assert_eq!(identity_of(&p), first);
+        assert!(matches(&first, &p));
+    }
+
+    #[test]
+    fn reading_the_identity_does_not_move_the_read_position() {
+        use std::io::{Read, Seek, SeekFrom};
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        append(&p, b"0123456789");
+        let mut f = File::open(&p).unwrap();
+        f.seek(SeekFrom::Start(4)).unwrap();
+        read_identity(&f).unwrap();
+        let mut rest = String::new();
+        f.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "456789");
+    }
+
+    #[test]
+    fn a_file_replaced_by_another_inode_does_not_match() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        append(&p, b"original content\n");
+        let old = identity_of(&p);
+        let other = d.path().join("new");
+        append(&other, b"original content\n");
+        std::fs::rename(&other, &p).unwrap();
+        let new = identity_of(&p);
+        assert!(!old.same_inode(&new));
+        assert_eq!(old.fingerprint, new.fingerprint, "same bytes, other inode");
+        assert!(!matches(&old, &p));
+    }
+
+    #[test]
+    fn the_same_inode_with_different_first_bytes_does_not_match() {
+        // What a freed and reused inode looks like: same dev and ino, other content.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        append(&p, b"first file\n");
+        let old = identity_of(&p);
+        std::fs::write(&p, b"second file, longer than the first\n").unwrap();
+        let new = identity_of(&p);
+        assert!(old.same_inode(&new));
+        assert!(!matches(&old, &p));
+        // Shorter than the stored window: cannot be the same file either.
+        std::fs::write(&p, b"first").unwrap();
+        assert!(!matches(&old, &p));
+    }
+
+    #[test]
+    fn a_short_file_keeps_matching_as_it_grows() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        std::fs::write(&p, b"").unwrap();
+        let empty = identity_of(&p);
+        assert_eq!((empty.fingerprint, empty.fingerprint_len), (None, 0));
+        append(&p, b"hello\n");
+        let short = identity_of(&p);
+        assert_eq!(short.fingerprint_len, 6);
+        assert!(!short.is_complete());
+        assert!(
+            matches(&empty, &p),
+            "an empty file's identity matches its inode"
+        );
+        append(&p, &[b'x'; 2000]);
+        let full = identity_of(&p);
+        assert_eq!(full.fingerprint_len, FINGERPRINT_BYTES);
+        assert_ne!(full.fingerprint, short.fingerprint, "recomputed as it grew");
+        assert!(
+            matches(&short, &p),
+            "the old window is a prefix of the grown file"
+        );
+        assert!(matches(&full, &p));
+        assert!(empty.covers(0) && !empty.covers(1));
+        assert!(short.covers(6) && !short.covers(7));
+        assert!(full.covers(u64::MAX));
+    }
+
+    #[test]
+    fn prefix_matching_rules() {
+        let id = FileIdentity::from_prefix(1, 2, b"abcdef");
+        assert!(prefix_matches(&id, b"abcdef"));
+        assert!(prefix_matches(&id, b"abcdefghi"));
+        assert!(
+            !prefix_matches(&id, b"abcde"),
+            "candidate shorter than window"
+        );
+        assert!(!prefix_matches(&id, b"abcdeX"));
+        let empty = FileIdentity::from_prefix(1, 2, b"");
+        assert!(prefix_matches(&empty, b""));
+        assert!(prefix_matches(&empty, b"anything"));
+        let long = vec![7u8; 3000];
+        let id = FileIdentity::from_prefix(1, 2, &long);
+        assert_eq!(id.fingerprint_len, FINGERPRINT_BYTES);
+        assert!(prefix_matches(&id, &long[..FINGERPRINT_BYTES as usize]));
+    }
+
+    #[test]
+    fn fingerprint_is_crc32c_so_persisted_values_stay_valid() {
+        // Pinned: changing the algorithm needs a new checkpoint format version.
+        let id = FileIdentity::from_prefix(0, 0, b"123456789");
+        assert_eq!(id.fingerprint, Some(0xE306_9283));
+    }
+
+    #[test]
+    fn find_rotated_finds_the_renamed_file_and_skips_compressed_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        append(&p, b"line one\n");
+        let id = identity_of(&p);
+        // Rotated while the agent was down: renamed, then a new file at the original path.
+        std::fs::rename(&p, d.path().join("app.log.1")).unwrap();
+        append(&p, b"new file\n");
+        append(&d.path().join("app.log.2"), b"older\n");
+        append(&d.path().join("other.log.1"), b"line one\n");
+        assert_eq!(find_rotated(&p, &id), Some(d.path().join("app.log.1")));
+
+        // The same inode under a compressed name is not a candidate.
+        std::fs::rename(d.path().join("app.log.1"), d.path().join("app.log.1.gz")).unwrap();
+        assert_eq!(find_rotated(&p, &id), None);
+
+        // Date suffixes count.
+        std::fs::rename(
+            d.path().join("app.log.1.gz"),
+            d.path().join("app.log-20261123"),
+        )
+        .unwrap();
+        assert_eq!(
+            find_rotated(&p, &id),
+            Some(d.path().join("app.log-20261123"))
+        );
+    }
+
+    #[test]
+    fn find_rotated_requires_matching_content_too() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        append(&p, b"line one\n");
+        let id = identity_of(&p);
+        let rotated = d.path().join("app.log.1");
+        std::fs::rename(&p, &rotated).unwrap();
+        std::fs::write(&rotated, b"rewritten in place\n").unwrap();
+        assert_eq!(find_rotated(&p, &id), None);
+    }
+
+    #[test]
+    fn rotated_names() {
+        let ok = |c: &str| is_rotated_name(b"app.log", c.as_bytes());
+        assert!(ok("app.log.1"));
+        assert!(ok("app.log-20261123"));
+        assert!(ok("app.log_old"));
+        assert!(ok("app.log.2026-11-23"));
+        assert!(!ok("app.log"));
+        assert!(!ok("app.log."));
+        assert!(!ok("app.logger"));
+        assert!(!ok("xapp.log.1"));
+        for ext in COMPRESSED_EXTENSIONS {
+            assert!(!ok(&format!("app.log.1.{ext}")));
+            assert!(!ok(&format!("app.log-20261123.{}", ext.to_uppercase())));
+        }
+    }
+}
