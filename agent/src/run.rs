@@ -2,7 +2,8 @@
 
 use crate::batch::Batcher;
 use crate::collect::host::{HostSampler, system_hostname};
-use crate::collect::logs::tailer::{Stopped, TailStats, Tailer};
+use crate::collect::logs::tailer::{Stopped, TailChunk, TailOptions, TailStats, Tailer};
+use crate::collect::logs::watch::{DirWatcher, Wake, Woken};
 use crate::config::Config;
 use crate::error::AgentError;
 use crate::ship::http::HttpSender;
@@ -93,7 +94,16 @@ pub async fn run(
     let (batch_tx, mut batch_rx) = mpsc::channel::<(Vec<Record>, i64)>(BATCH_CHANNEL);
     let stop = Arc::new(AtomicBool::new(false));
     // Dropping a `*_wake` sender wakes its worker thread out of its wait at once.
-    let (tail_wake, tail_wait) = std_mpsc::channel::<()>();
+    let patterns: Vec<String> = config
+        .logs
+        .iter()
+        .flat_map(|l| l.patterns.iter().cloned())
+        .collect();
+    let (mut watcher, tail_wake) = DirWatcher::new(
+        &patterns,
+        config.tail.poll_interval,
+        config.tail.rescan_interval,
+    );
     let (sample_wake, sample_wait) = std_mpsc::channel::<()>();
     let samples_dropped = Arc::new(AtomicU64::new(0));
 
@@ -101,21 +111,27 @@ pub async fn run(
     let tailer_handle = {
         let tx = rec_tx.clone();
         let stop = stop.clone();
-        let poll = config.tail.poll_interval;
-        let mut tailer = Tailer::new(config.logs.clone());
+        let mut tailer = Tailer::new(
+            config.logs.clone(),
+            Vec::new(),
+            TailOptions {
+                rotate_wait: config.tail.rotate_wait,
+                first_start: true,
+            },
+        );
         spawn("outpost-tailer", move || {
             loop {
-                let mut emit = |recs: Vec<outpost_proto::LogRecord>| {
+                let mut emit = |chunk: TailChunk| {
                     if stop.load(Ordering::Relaxed) {
                         return Err(Stopped);
                     }
-                    tx.blocking_send(recs.into_iter().map(Record::Log).collect())
+                    tx.blocking_send(chunk.records.into_iter().map(Record::Log).collect())
                         .map_err(|_| Stopped)
                 };
                 if tailer.poll(Instant::now(), unix_ms(), &mut emit).is_err() {
                     break;
                 }
-                if wait(&tail_wait, poll) {
+                if watcher.wait() == Woken::Stop {
                     break;
                 }
             }
@@ -194,7 +210,7 @@ pub async fn run(
     tracing::info!("shutting down: flushing the current batch");
     stop.store(true, Ordering::Relaxed);
     let _ = shutdown_tx.send(true);
-    drop(tail_wake);
+    let _ = tail_wake.send(Wake::Stop);
     drop(sample_wake);
 
     let tail = join_thread(tailer_handle).await?;

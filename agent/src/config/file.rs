@@ -99,20 +99,37 @@ impl Default for HostSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TailSection {
-    /// How often followed files are checked for new data and globs for new files; default
-    /// `"250ms"`.
+    /// Shortest time between two reads of the followed files; without filesystem events, how
+    /// often files are checked for new data and globs for new files. Default `"250ms"`.
     #[serde(default = "default_poll_interval")]
     pub poll_interval: String,
+    /// With filesystem events, how often the globs are re-evaluated and files checked anyway,
+    /// in case an event was missed; default `"10s"`.
+    #[serde(default = "default_rescan_interval")]
+    pub rescan_interval: String,
+    /// How long a rotated (renamed) file stays open after its last new byte, for writers that
+    /// have not reopened the new file yet; default `"5s"`.
+    #[serde(default = "default_rotate_wait")]
+    pub rotate_wait: String,
+}
+
+fn default_rotate_wait() -> String {
+    "5s".to_owned()
 }
 
 fn default_poll_interval() -> String {
     "250ms".to_owned()
+}
+fn default_rescan_interval() -> String {
+    "10s".to_owned()
 }
 
 impl Default for TailSection {
     fn default() -> Self {
         Self {
             poll_interval: default_poll_interval(),
+            rescan_interval: default_rescan_interval(),
+            rotate_wait: default_rotate_wait(),
         }
     }
 }
@@ -142,6 +159,25 @@ pub struct LogsSection {
     /// Longest line kept; longer lines are truncated to this and counted. Default `"256KiB"`.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: SizeValue,
+    /// Join continuation lines (stack traces) into one record; off by default.
+    #[serde(default)]
+    pub multiline: Option<MultilineSection>,
+}
+
+/// `[logs.multiline]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultilineSection {
+    /// Regex a line that starts a new record matches (anchor it with `^`), e.g.
+    /// `'^\d{4}-\d{2}-\d{2}'`; every other line continues the open record.
+    pub start_pattern: String,
+    /// An open record is sent this long after its last line; default `"1s"`.
+    #[serde(default = "default_flush_timeout")]
+    pub flush_timeout: String,
+}
+
+fn default_flush_timeout() -> String {
+    "1s".to_owned()
 }
 
 fn default_read_from() -> ReadFrom {

@@ -58,6 +58,10 @@ pub struct HostConfig {
 pub struct TailConfig {
     /// Poll interval.
     pub poll_interval: Duration,
+    /// Rescan interval when filesystem events are used.
+    pub rescan_interval: Duration,
+    /// How long a rotated file stays open after its last new byte.
+    pub rotate_wait: Duration,
 }
 
 /// One `[[logs]]` input, resolved.
@@ -69,8 +73,19 @@ pub struct LogInput {
     pub service: String,
     /// Where to start in files present at start.
     pub read_from: ReadFrom,
-    /// Longest line kept.
+    /// Longest line (or joined record) kept.
     pub max_line_bytes: usize,
+    /// Multiline joining, when configured.
+    pub multiline: Option<MultilineConfig>,
+}
+
+/// `[logs.multiline]`, resolved.
+#[derive(Debug, Clone)]
+pub struct MultilineConfig {
+    /// Lines matching this start a record.
+    pub start_pattern: regex::bytes::Regex,
+    /// An open record is sent this long after its last line.
+    pub flush_timeout: Duration,
 }
 
 /// `[batch]`, resolved.
@@ -216,6 +231,18 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
             Duration::from_millis(10),
             Duration::from_secs(60),
         ),
+        rescan_interval: is.duration(
+            "tail.rescan_interval",
+            &file.tail.rescan_interval,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        ),
+        rotate_wait: is.duration(
+            "tail.rotate_wait",
+            &file.tail.rotate_wait,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        ),
     };
 
     // [[logs]]
@@ -253,11 +280,33 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
                 0
             }
         };
+        let multiline = l.multiline.as_ref().and_then(|m| {
+            let flush_timeout = is.duration(
+                &format!("logs[{i}].multiline.flush_timeout"),
+                &m.flush_timeout,
+                Duration::from_millis(10),
+                Duration::from_secs(600),
+            );
+            match regex::bytes::Regex::new(&m.start_pattern) {
+                Ok(start_pattern) => Some(MultilineConfig {
+                    start_pattern,
+                    flush_timeout,
+                }),
+                Err(e) => {
+                    is.add(
+                        format!("logs[{i}].multiline.start_pattern"),
+                        format!("bad regex {:?}: {e}", m.start_pattern),
+                    );
+                    None
+                }
+            }
+        });
         logs.push(LogInput {
             patterns,
             service: l.service.trim().to_owned(),
             read_from: l.read_from,
             max_line_bytes,
+            multiline,
         });
     }
 
@@ -384,6 +433,8 @@ mod tests {
         assert_eq!(c.batch.max_bytes, 1 << 20);
         assert_eq!(c.batch.max_age, Duration::from_secs(5));
         assert_eq!(c.tail.poll_interval, Duration::from_millis(250));
+        assert_eq!(c.tail.rescan_interval, Duration::from_secs(10));
+        assert_eq!(c.tail.rotate_wait, Duration::from_secs(5));
         assert_eq!(
             c.sink.batches_url.as_str(),
             "http://127.0.0.1:7070/v1/batches"
@@ -434,6 +485,23 @@ token_file = "/nonexistent/outpost-token"
         let shown = err.to_string();
         assert!(shown.starts_with("/etc/outpost/agent.toml: agent.shutdown_timeout: "));
         assert_eq!(shown.lines().count(), 8);
+    }
+
+    #[test]
+    fn multiline_is_parsed_and_a_bad_regex_names_its_key() {
+        let good = format!(
+            "[[logs]]\npaths = [\"/l/*.log\"]\nservice = \"a\"\n[logs.multiline]\nstart_pattern = '^\\d{{4}}-'\n{MINIMAL}"
+        );
+        let c = check(&good).unwrap();
+        let m = c.logs[0].multiline.as_ref().unwrap();
+        assert!(m.start_pattern.is_match(b"2026-11-23 x"));
+        assert_eq!(m.flush_timeout, Duration::from_secs(1));
+        let bad = good.replace("^\\d{4}-", "(");
+        let err = check(&bad).unwrap_err();
+        assert_eq!(
+            err.issues[0].location,
+            Location::Key("logs[0].multiline.start_pattern".into())
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct LineSplitter {
     buf: Vec<u8>,
     max: usize,
     truncated: bool,
+    /// Bytes of the current partial line, counting those cut by truncation.
+    partial: u64,
 }
 
 impl LineSplitter {
@@ -25,6 +27,7 @@ impl LineSplitter {
             buf: Vec::new(),
             max: max.max(1),
             truncated: false,
+            partial: 0,
         }
     }
 
@@ -45,9 +48,30 @@ impl LineSplitter {
         }
     }
 
-    /// Bytes held for a line that has no newline yet.
-    pub fn pending(&self) -> usize {
-        self.buf.len()
+    /// Like [`push`](Self::push), and give each complete line the stream offset just past its
+    /// terminator. `end_offset` is the offset just past the last byte of `chunk`.
+    pub fn push_at(&mut self, mut chunk: &[u8], end_offset: u64, out: &mut Vec<(Line, u64)>) {
+        let mut at = end_offset - chunk.len() as u64;
+        while !chunk.is_empty() {
+            match memchr_newline(chunk) {
+                Some(i) => {
+                    self.take(&chunk[..i]);
+                    at += i as u64 + 1;
+                    out.push((self.finish(), at));
+                    chunk = &chunk[i + 1..];
+                }
+                None => {
+                    self.take(chunk);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Bytes of the stream that belong to a line with no newline yet (including bytes already
+    /// cut by truncation). `offset read so far - pending()` is where the last complete line ends.
+    pub fn pending(&self) -> u64 {
+        self.partial
     }
 
     /// Emit the partial line, if any (the file ended for good: deleted, rotated, truncated).
@@ -56,6 +80,7 @@ impl LineSplitter {
     }
 
     fn take(&mut self, bytes: &[u8]) {
+        self.partial += bytes.len() as u64;
         // Keep one byte beyond max so a `\r` at the cut can still be recognised as part of `\r\n`.
         let room = (self.max + 1).saturating_sub(self.buf.len());
         if bytes.len() > room {
@@ -65,6 +90,7 @@ impl LineSplitter {
     }
 
     fn finish(&mut self) -> Line {
+        self.partial = 0;
         let mut bytes = std::mem::take(&mut self.buf);
         let mut truncated = std::mem::take(&mut self.truncated);
         if !truncated && bytes.last() == Some(&b'\r') {
@@ -110,6 +136,39 @@ mod tests {
         assert_eq!(lines[0].bytes, b"hello");
         assert_eq!(lines[1].bytes, b"world");
         assert!(rest.is_none());
+    }
+
+    #[test]
+    fn push_at_gives_end_offsets() {
+        let mut s = LineSplitter::new(100);
+        let mut out = Vec::new();
+        s.push_at(b"ab\ncd", 106, &mut out);
+        s.push_at(b"e\n\n", 109, &mut out);
+        let ends: Vec<u64> = out.iter().map(|(_, e)| *e).collect();
+        assert_eq!(ends, [104, 108, 109]);
+        assert_eq!(out[1].0.bytes, b"cde");
+    }
+
+    #[test]
+    fn pending_counts_every_byte_of_the_partial_line() {
+        let mut s = LineSplitter::new(4);
+        let mut out = Vec::new();
+        s.push(b"ab\ncdefghij", &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            s.pending(),
+            8,
+            "truncated bytes still belong to the open line"
+        );
+        s.push(b"k\n", &mut out);
+        assert_eq!(s.pending(), 0);
+        assert_eq!(
+            out[1],
+            Line {
+                bytes: b"cdef".to_vec(),
+                truncated: true
+            }
+        );
     }
 
     #[test]

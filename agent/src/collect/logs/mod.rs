@@ -1,5 +1,8 @@
 //! Log inputs: find files by glob, follow them, split lines, detect levels.
 
+pub mod fingerprint;
 pub mod level;
 pub mod lines;
+pub mod multiline;
 pub mod tailer;
+pub mod watch;

@@ -1,40 +1,49 @@
-//! Following log files: discovery by glob, reading new bytes, rotation and truncation.
+//! Following log files: discovery by glob, reading new bytes, rotation, truncation, restart.
 //!
-//! A file is identified by device and inode, so a file renamed by rotation keeps being read to
-//! its end under its original name while the new file at that path is read from its beginning.
-//! A file that shrank (copytruncate) is read again from offset 0. A deleted file is read to its
-//! end and closed at once. Positions are kept in memory only: durable checkpoints come with the
-//! disk spool.
+//! A file is identified by device, inode and a fingerprint of its first bytes
+//! ([`super::fingerprint`]). Rules:
+//! - Rotation by rename: the renamed file keeps being read to its end under its original name,
+//!   then stays open for `rotate_wait` after its last new byte (for writers that have not
+//!   reopened yet) and is closed; the new file at the path is read from its beginning.
+//! - copytruncate: a file that got smaller is read again from offset 0 (see docs/tailing.md for
+//!   the race copytruncate itself has).
+//! - A deleted file is read to its end and closed at once: no descriptor held, no space pinned.
+//! - Restart: a file resumes at its checkpoint when its identity matches; a file rotated while
+//!   the agent was down is found among its siblings (`app.log.1`, never `app.log.1.gz`) and read
+//!   to its end first. Files without a checkpoint start at their beginning, except on the very
+//!   first start, where each input's `read_from` decides.
 //!
-//! The tailer is synchronous and does no waiting: the caller polls it and supplies the clock.
+//! Every chunk of records handed out carries the [`Position`] just past its last record, which
+//! the caller persists once the records are durably spooled. The tailer is synchronous and does
+//! no waiting: the caller polls it and supplies the clock.
 
+use super::fingerprint::{FileIdentity, find_rotated, read_identity};
 use super::level;
 use super::lines::{Line, LineSplitter};
+use super::multiline::{Joined, Multiline};
 use crate::config::{LogInput, ReadFrom};
+use crate::state::checkpoint::Checkpoint;
 use outpost_proto::LogRecord;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// How long a renamed (rotated) file stays open after its last new byte, for writers that have
-/// not reopened yet.
-pub const ROTATE_WAIT: Duration = Duration::from_secs(2);
 /// Bytes read from one file per poll, so one busy file cannot starve the others.
 pub const READ_BUDGET: usize = 4 * 1024 * 1024;
 const CHUNK: usize = 64 * 1024;
 
-/// Counters of what the tailer did, for logs and (later) the agent's own metrics.
+/// Counters of what the tailer did, for logs and the agent's own metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TailStats {
-    /// Lines emitted.
+    /// Records emitted (a joined multiline record counts once).
     pub lines: u64,
     /// Bytes read.
     pub bytes: u64,
-    /// Lines cut to `max_line_bytes`.
+    /// Records cut to `max_line_bytes`.
     pub truncated: u64,
-    /// Lines that are not valid UTF-8 (kept as bytes).
+    /// Records that are not valid UTF-8 (kept as bytes).
     pub invalid_utf8: u64,
     /// Files opened.
     pub opened: u64,
@@ -42,43 +51,85 @@ pub struct TailStats {
     pub closed: u64,
     /// Times a file shrank and was read again from the start.
     pub truncations: u64,
+    /// Files resumed at a checkpoint.
+    pub resumed: u64,
+    /// Rotated files found on start by their identity.
+    pub rotated_found: u64,
 }
 
 /// The caller's receiver said stop (the agent is shutting down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopped;
 
-type FileId = (u64, u64);
+/// Where a file has been read up to: just past the last record handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The file's (original) path.
+    pub path: PathBuf,
+    /// Its identity.
+    pub identity: FileIdentity,
+    /// Offset just past the last record handed out.
+    pub offset: u64,
+    /// The file shrank (copytruncate): the offset moved backwards on purpose.
+    pub reset: bool,
+}
+
+/// Records read from one file, and the position just past the last one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TailChunk {
+    /// The records, in file order (possibly none: a position-only update after a truncation).
+    pub records: Vec<LogRecord>,
+    /// Where the file has been read up to.
+    pub position: Position,
+}
+
+/// Receives chunks; `Err(Stopped)` ends the poll.
+pub type Emit<'a> = dyn FnMut(TailChunk) -> Result<(), Stopped> + 'a;
 
 struct Tracked {
-    id: FileId,
+    identity: FileIdentity,
     source: PathBuf,
     input: usize,
     file: File,
-    offset: u64,
+    /// Bytes of the file consumed by the splitter.
+    read_offset: u64,
+    /// Just past the last record handed out.
+    emitted_offset: u64,
     splitter: LineSplitter,
+    multiline: Option<Multiline>,
     moved_at: Option<Instant>,
+    /// Found rotated at start: nobody writes it any more, close at its end.
+    rotated: bool,
+    reset_pending: bool,
+}
+
+/// How the tailer is set up.
+#[derive(Debug, Clone)]
+pub struct TailOptions {
+    /// How long a renamed file stays open after its last new byte.
+    pub rotate_wait: Duration,
+    /// No checkpoint file existed: apply each input's `read_from` to files present now.
+    pub first_start: bool,
 }
 
 /// Follows the files of all log inputs.
 pub struct Tailer {
     inputs: Vec<LogInput>,
+    options: TailOptions,
+    resume: Vec<Checkpoint>,
     files: Vec<Tracked>,
     started: bool,
     stats: TailStats,
     buf: Vec<u8>,
 }
 
-fn file_id(m: &std::fs::Metadata) -> FileId {
-    (m.dev(), m.ino())
-}
-
 impl Tailer {
-    /// A tailer over these inputs. Files present at the first poll start where each input's
-    /// `read_from` says; files found later start at their beginning.
-    pub fn new(inputs: Vec<LogInput>) -> Self {
+    /// A tailer over `inputs`, resuming from `resume` (the persisted checkpoints).
+    pub fn new(inputs: Vec<LogInput>, resume: Vec<Checkpoint>, options: TailOptions) -> Self {
         Self {
             inputs,
+            options,
+            resume,
             files: Vec::new(),
             started: false,
             stats: TailStats::default(),
@@ -96,19 +147,54 @@ impl Tailer {
         self.files.len()
     }
 
-    /// Discover new files, read new data from all, close files that are gone. Records are
-    /// handed to `emit` in chunks, in file order; `emit` returning `Err(Stopped)` ends the poll.
-    pub fn poll(
-        &mut self,
-        now: Instant,
-        now_ms: i64,
-        emit: &mut dyn FnMut(Vec<LogRecord>) -> Result<(), Stopped>,
-    ) -> Result<(), Stopped> {
+    /// The positions of every open file (for `status` and touching checkpoints).
+    pub fn positions(&self) -> Vec<Position> {
+        self.files.iter().map(position).collect()
+    }
+
+    /// Replace the inputs (config reload). Files of removed inputs are closed; their positions
+    /// stay in the checkpoints, so re-adding an input resumes where it was.
+    pub fn set_inputs(&mut self, inputs: Vec<LogInput>) {
+        let old = std::mem::replace(&mut self.inputs, inputs);
+        let mut kept = Vec::new();
+        for mut t in std::mem::take(&mut self.files) {
+            let service = &old[t.input].service;
+            let patterns = &old[t.input].patterns;
+            match self
+                .inputs
+                .iter()
+                .position(|i| &i.service == service && &i.patterns == patterns)
+            {
+                Some(idx) => {
+                    t.input = idx;
+                    kept.push(t);
+                }
+                None => {
+                    tracing::info!(path = %t.source.display(), "input removed; closing file");
+                    self.stats.closed += 1;
+                }
+            }
+        }
+        self.files = kept;
+    }
+
+    /// The earliest time a multiline record must be flushed, if any is open.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.files
+            .iter()
+            .filter_map(|t| t.multiline.as_ref().and_then(Multiline::deadline))
+            .min()
+    }
+
+    /// Discover new files, read new data from all, close files that are gone.
+    pub fn poll(&mut self, now: Instant, now_ms: i64, emit: &mut Emit<'_>) -> Result<(), Stopped> {
+        if !self.started {
+            self.recover_rotated();
+        }
         self.discover();
         let mut i = 0;
         while i < self.files.len() {
-            let keep = self.service(i, now, now_ms, emit)?;
-            if keep {
+            if self.service(i, now, now_ms, emit)? {
                 i += 1;
             } else {
                 self.files.remove(i);
@@ -118,55 +204,106 @@ impl Tailer {
         Ok(())
     }
 
-    /// Emit every partial line still held (shutdown: the lines will not be completed by us).
-    pub fn flush_partial(
-        &mut self,
-        now_ms: i64,
-        emit: &mut dyn FnMut(Vec<LogRecord>) -> Result<(), Stopped>,
-    ) -> Result<(), Stopped> {
+    /// Hand out every record still held (partial lines, open multiline records): shutdown.
+    pub fn flush(&mut self, now_ms: i64, emit: &mut Emit<'_>) -> Result<(), Stopped> {
         for i in 0..self.files.len() {
-            if let Some(line) = self.files[i].splitter.flush() {
-                let rec = self.record(i, line, now_ms);
-                emit(vec![rec])?;
-            }
+            self.flush_file(i, now_ms, emit)?;
         }
         Ok(())
     }
 
+    /// Files rotated while the agent was down: their checkpoint's path now holds another file
+    /// (or none), and a sibling holds theirs. Read those first, from the checkpoint.
+    fn recover_rotated(&mut self) {
+        let resume = std::mem::take(&mut self.resume);
+        for cp in &resume {
+            let Some(input) = self.input_for(&cp.path) else {
+                continue;
+            };
+            let still_there = File::open(&cp.path)
+                .and_then(|f| cp.identity.matches(&f))
+                .unwrap_or(false);
+            if still_there {
+                continue;
+            }
+            let Some(rotated) = find_rotated(&cp.path, &cp.identity) else {
+                continue;
+            };
+            match File::open(&rotated) {
+                Ok(file) => {
+                    tracing::info!(path = %cp.path.display(), rotated = %rotated.display(),
+                        offset = cp.offset, "file was rotated while the agent was down; reading the rest of it");
+                    self.stats.rotated_found += 1;
+                    self.stats.opened += 1;
+                    let len = file.metadata().map_or(0, |m| m.len());
+                    let offset = if cp.offset <= len { cp.offset } else { 0 };
+                    let mut t = self.track(cp.path.clone(), input, file, cp.identity, offset);
+                    t.rotated = true;
+                    self.files.push(t);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, path = %rotated.display(), "cannot open rotated file")
+                }
+            }
+        }
+        self.resume = resume;
+    }
+
+    fn input_for(&self, path: &std::path::Path) -> Option<usize> {
+        let text = path.to_string_lossy();
+        self.inputs.iter().position(|i| {
+            i.patterns
+                .iter()
+                .any(|p| glob::Pattern::new(p).is_ok_and(|g| g.matches(&text)))
+        })
+    }
+
+    fn track(
+        &self,
+        source: PathBuf,
+        input: usize,
+        file: File,
+        identity: FileIdentity,
+        offset: u64,
+    ) -> Tracked {
+        let inp = &self.inputs[input];
+        Tracked {
+            identity,
+            source,
+            input,
+            file,
+            read_offset: offset,
+            emitted_offset: offset,
+            splitter: LineSplitter::new(inp.max_line_bytes),
+            multiline: inp.multiline.as_ref().map(|m| {
+                Multiline::new(m.start_pattern.clone(), inp.max_line_bytes, m.flush_timeout)
+            }),
+            moved_at: None,
+            rotated: false,
+            reset_pending: false,
+        }
+    }
+
     fn discover(&mut self) {
-        for (input_idx, input) in self.inputs.iter().enumerate() {
-            for pattern in &input.patterns {
-                let Ok(paths) = glob::glob(pattern) else {
+        for input_idx in 0..self.inputs.len() {
+            for pattern in self.inputs[input_idx].patterns.clone() {
+                let Ok(paths) = glob::glob(&pattern) else {
                     continue;
                 };
                 for path in paths.flatten() {
                     let Ok(meta) = std::fs::metadata(&path) else {
                         continue;
                     };
-                    if !meta.is_file() {
+                    if !meta.is_file()
+                        || self
+                            .files
+                            .iter()
+                            .any(|t| t.identity.dev == meta.dev() && t.identity.ino == meta.ino())
+                    {
                         continue;
                     }
-                    let id = file_id(&meta);
-                    if self.files.iter().any(|t| t.id == id) {
-                        continue;
-                    }
-                    match open_at(&path, &meta, self.started, input.read_from) {
-                        Ok((file, offset)) => {
-                            tracing::info!(path = %path.display(), offset, service = %input.service, "following file");
-                            self.stats.opened += 1;
-                            self.files.push(Tracked {
-                                id,
-                                source: path,
-                                input: input_idx,
-                                file,
-                                offset,
-                                splitter: LineSplitter::new(input.max_line_bytes),
-                                moved_at: None,
-                            });
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, path = %path.display(), "cannot open log file");
-                        }
+                    if let Err(error) = self.open_new(path.clone(), input_idx) {
+                        tracing::warn!(%error, path = %path.display(), "cannot open log file");
                     }
                 }
             }
@@ -174,23 +311,32 @@ impl Tailer {
         self.started = true;
     }
 
-    fn record(&mut self, i: usize, line: Line, now_ms: i64) -> LogRecord {
-        let t = &self.files[i];
-        let input = &self.inputs[t.input];
-        self.stats.lines += 1;
-        if line.truncated {
-            self.stats.truncated += 1;
-        }
-        if std::str::from_utf8(&line.bytes).is_err() {
-            self.stats.invalid_utf8 += 1;
-        }
-        LogRecord {
-            ts_ms: now_ms,
-            source: t.source.to_string_lossy().into_owned(),
-            service: input.service.clone(),
-            level: level::detect(&line.bytes),
-            line: line.bytes,
-        }
+    fn open_new(&mut self, path: PathBuf, input: usize) -> io::Result<()> {
+        let file = File::open(&path)?;
+        let identity = read_identity(&file)?;
+        let len = file.metadata()?.len();
+        let checkpoint = self.resume.iter().find(|cp| {
+            cp.identity.same_inode(&identity) && cp.identity.matches(&file).unwrap_or(false)
+        });
+        let offset = match checkpoint {
+            Some(cp) if cp.offset <= len => {
+                self.stats.resumed += 1;
+                cp.offset
+            }
+            Some(_) => 0,
+            None if !self.started
+                && self.options.first_start
+                && self.inputs[input].read_from == ReadFrom::End =>
+            {
+                len
+            }
+            None => 0,
+        };
+        tracing::info!(path = %path.display(), offset, service = %self.inputs[input].service, "following file");
+        self.stats.opened += 1;
+        let t = self.track(path, input, file, identity, offset);
+        self.files.push(t);
+        Ok(())
     }
 
     /// Read what is new in file `i`. Returns whether to keep it open.
@@ -199,7 +345,7 @@ impl Tailer {
         i: usize,
         now: Instant,
         now_ms: i64,
-        emit: &mut dyn FnMut(Vec<LogRecord>) -> Result<(), Stopped>,
+        emit: &mut Emit<'_>,
     ) -> Result<bool, Stopped> {
         let meta = match self.files[i].file.metadata() {
             Ok(m) => m,
@@ -208,54 +354,136 @@ impl Tailer {
                 return Ok(false);
             }
         };
-        if meta.len() < self.files[i].offset {
+        if meta.len() < self.files[i].read_offset {
             // copytruncate (or a writer that truncated): the old tail is gone, start over.
             tracing::info!(path = %self.files[i].source.display(), "file shrank; reading it again from the start");
             self.stats.truncations += 1;
-            if let Some(line) = self.files[i].splitter.flush() {
-                let rec = self.record(i, line, now_ms);
-                emit(vec![rec])?;
-            }
-            self.files[i].offset = 0;
+            self.flush_file(i, now_ms, emit)?;
+            let t = &mut self.files[i];
+            t.read_offset = 0;
+            t.emitted_offset = 0;
+            t.reset_pending = true;
         }
-        let read = self.read_new(i, now_ms, emit)?;
+        let read = self.read_new(i, now, now_ms, emit)?;
+        // Multiline records that timed out.
+        if let Some(j) = self.files[i].multiline.as_mut().and_then(|m| m.poll(now)) {
+            self.emit_joined(i, vec![j], now_ms, emit)?;
+        }
+        if self.files[i].reset_pending {
+            // Nothing was read after the truncation yet: still record the reset.
+            let position = self.position_of(i);
+            emit(TailChunk {
+                records: Vec::new(),
+                position,
+            })?;
+            self.files[i].reset_pending = false;
+        }
+        if !read.at_eof {
+            return Ok(true);
+        }
         let t = &mut self.files[i];
-        if read.at_eof {
-            if meta.nlink() == 0 {
-                // Deleted: nothing more can be written that anyone could read. Close now.
-                if let Some(line) = t.splitter.flush() {
-                    let rec = self.record(i, line, now_ms);
-                    emit(vec![rec])?;
-                }
+        if meta.nlink() == 0 || t.rotated {
+            // Deleted, or rotated before we started: nothing more will be written that anyone
+            // could read. Close now.
+            self.flush_file(i, now_ms, emit)?;
+            return Ok(false);
+        }
+        let moved = std::fs::metadata(&t.source).map_or(true, |m| {
+            m.dev() != t.identity.dev || m.ino() != t.identity.ino
+        });
+        if moved {
+            let since = *t.moved_at.get_or_insert(now);
+            if read.bytes > 0 {
+                t.moved_at = Some(now);
+            } else if now.duration_since(since) >= self.options.rotate_wait {
+                self.flush_file(i, now_ms, emit)?;
                 return Ok(false);
-            }
-            let moved = std::fs::metadata(&t.source).map_or(true, |m| file_id(&m) != t.id);
-            if moved {
-                let since = *t.moved_at.get_or_insert(now);
-                if read.bytes > 0 {
-                    t.moved_at = Some(now);
-                } else if now.duration_since(since) >= ROTATE_WAIT {
-                    if let Some(line) = t.splitter.flush() {
-                        let rec = self.record(i, line, now_ms);
-                        emit(vec![rec])?;
-                    }
-                    return Ok(false);
-                }
             }
         }
         Ok(true)
     }
 
+    fn flush_file(&mut self, i: usize, now_ms: i64, emit: &mut Emit<'_>) -> Result<(), Stopped> {
+        let t = &mut self.files[i];
+        let mut joined = Vec::new();
+        let partial_end = t.read_offset;
+        if let Some(line) = t.splitter.flush() {
+            match t.multiline.as_mut() {
+                Some(m) => m.push(line, partial_end, Instant::now(), &mut joined),
+                None => joined.push(single(line, partial_end)),
+            }
+        }
+        if let Some(m) = t.multiline.as_mut() {
+            joined.extend(m.flush());
+        }
+        if joined.is_empty() {
+            return Ok(());
+        }
+        self.emit_joined(i, joined, now_ms, emit)
+    }
+
+    fn position_of(&mut self, i: usize) -> Position {
+        let t = &mut self.files[i];
+        if !t.identity.covers(t.emitted_offset)
+            && let Ok(id) = read_identity(&t.file)
+            && id.same_inode(&t.identity)
+        {
+            // The fingerprint was taken while the file was short: sharpen it now.
+            t.identity = id;
+        }
+        position(t)
+    }
+
+    fn emit_joined(
+        &mut self,
+        i: usize,
+        joined: Vec<Joined>,
+        now_ms: i64,
+        emit: &mut Emit<'_>,
+    ) -> Result<(), Stopped> {
+        let Some(end) = joined.last().map(|j| j.end_offset) else {
+            return Ok(());
+        };
+        let records: Vec<LogRecord> = joined
+            .into_iter()
+            .map(|j| self.record(i, j, now_ms))
+            .collect();
+        self.files[i].emitted_offset = end;
+        let position = self.position_of(i);
+        self.files[i].reset_pending = false;
+        emit(TailChunk { records, position })
+    }
+
+    fn record(&mut self, i: usize, joined: Joined, now_ms: i64) -> LogRecord {
+        let t = &self.files[i];
+        let input = &self.inputs[t.input];
+        self.stats.lines += 1;
+        if joined.truncated {
+            self.stats.truncated += 1;
+        }
+        if std::str::from_utf8(&joined.bytes).is_err() {
+            self.stats.invalid_utf8 += 1;
+        }
+        LogRecord {
+            ts_ms: now_ms,
+            source: t.source.to_string_lossy().into_owned(),
+            service: input.service.clone(),
+            level: level::detect(&joined.bytes),
+            line: joined.bytes,
+        }
+    }
+
     fn read_new(
         &mut self,
         i: usize,
+        now: Instant,
         now_ms: i64,
-        emit: &mut dyn FnMut(Vec<LogRecord>) -> Result<(), Stopped>,
+        emit: &mut Emit<'_>,
     ) -> Result<ReadOutcome, Stopped> {
         // Reuse one read buffer across files and polls (taken out to satisfy the borrow checker).
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(CHUNK, 0);
-        let result = self.read_into(i, now_ms, emit, &mut buf);
+        let result = self.read_into(i, now, now_ms, emit, &mut buf);
         self.buf = buf;
         result
     }
@@ -263,13 +491,15 @@ impl Tailer {
     fn read_into(
         &mut self,
         i: usize,
+        now: Instant,
         now_ms: i64,
-        emit: &mut dyn FnMut(Vec<LogRecord>) -> Result<(), Stopped>,
+        emit: &mut Emit<'_>,
         buf: &mut [u8],
     ) -> Result<ReadOutcome, Stopped> {
         let mut total = 0usize;
         let mut lines = Vec::new();
-        let offset = self.files[i].offset;
+        let mut joined = Vec::new();
+        let offset = self.files[i].read_offset;
         if let Err(error) = self.files[i].file.seek(SeekFrom::Start(offset)) {
             tracing::warn!(%error, path = %self.files[i].source.display(), "seek failed");
             return Ok(ReadOutcome {
@@ -281,24 +511,27 @@ impl Tailer {
             if total >= READ_BUDGET {
                 break false;
             }
-            let n = match self.files[i].file.read(buf) {
+            let t = &mut self.files[i];
+            let n = match t.file.read(buf) {
                 Ok(0) => break true,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
-                    tracing::warn!(%error, path = %self.files[i].source.display(), "read failed");
+                    tracing::warn!(%error, path = %t.source.display(), "read failed");
                     break true;
                 }
             };
             total += n;
-            self.files[i].offset += n as u64;
-            self.files[i].splitter.push(&buf[..n], &mut lines);
-            if !lines.is_empty() {
-                let recs: Vec<LogRecord> = std::mem::take(&mut lines)
-                    .into_iter()
-                    .map(|l| self.record(i, l, now_ms))
-                    .collect();
-                emit(recs)?;
+            t.read_offset += n as u64;
+            t.splitter.push_at(&buf[..n], t.read_offset, &mut lines);
+            for (line, end) in lines.drain(..) {
+                match t.multiline.as_mut() {
+                    Some(m) => m.push(line, end, now, &mut joined),
+                    None => joined.push(single(line, end)),
+                }
+            }
+            if !joined.is_empty() {
+                self.emit_joined(i, std::mem::take(&mut joined), now_ms, emit)?;
             }
         };
         self.stats.bytes += total as u64;
@@ -309,30 +542,36 @@ impl Tailer {
     }
 }
 
+fn position(t: &Tracked) -> Position {
+    Position {
+        path: t.source.clone(),
+        identity: t.identity,
+        offset: t.emitted_offset,
+        reset: t.reset_pending,
+    }
+}
+
+fn single(line: Line, end_offset: u64) -> Joined {
+    Joined {
+        bytes: line.bytes,
+        truncated: line.truncated,
+        lines: 1,
+        discarded_lines: 0,
+        end_offset,
+    }
+}
+
 struct ReadOutcome {
     bytes: usize,
     at_eof: bool,
 }
 
-fn open_at(
-    path: &Path,
-    meta: &std::fs::Metadata,
-    started: bool,
-    read_from: ReadFrom,
-) -> io::Result<(File, u64)> {
-    let file = File::open(path)?;
-    let offset = if !started && read_from == ReadFrom::End {
-        meta.len()
-    } else {
-        0
-    };
-    Ok((file, offset))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::MultilineConfig;
     use std::io::Write;
+    use std::path::Path;
 
     fn input(dir: &Path, read_from: ReadFrom) -> LogInput {
         LogInput {
@@ -340,17 +579,38 @@ mod tests {
             service: "app".into(),
             read_from,
             max_line_bytes: 1024,
+            multiline: None,
         }
     }
 
-    fn poll(t: &mut Tailer, now: Instant) -> Vec<String> {
+    fn opts(first_start: bool) -> TailOptions {
+        TailOptions {
+            rotate_wait: Duration::from_secs(2),
+            first_start,
+        }
+    }
+
+    /// Poll once; the lines read and the last position of each file.
+    fn poll_at(t: &mut Tailer, now: Instant) -> (Vec<String>, Vec<Position>) {
         let mut got = Vec::new();
-        t.poll(now, 0, &mut |recs| {
-            got.extend(recs.into_iter().map(|r| String::from_utf8(r.line).unwrap()));
+        let mut positions: Vec<Position> = Vec::new();
+        t.poll(now, 0, &mut |chunk| {
+            got.extend(
+                chunk
+                    .records
+                    .into_iter()
+                    .map(|r| String::from_utf8(r.line).unwrap()),
+            );
+            positions.retain(|p| p.identity != chunk.position.identity);
+            positions.push(chunk.position);
             Ok(())
         })
         .unwrap();
-        got
+        (got, positions)
+    }
+
+    fn poll(t: &mut Tailer, now: Instant) -> Vec<String> {
+        poll_at(t, now).0
     }
 
     fn append(p: &Path, text: &str) {
@@ -362,32 +622,103 @@ mod tests {
         f.write_all(text.as_bytes()).unwrap();
     }
 
+    fn checkpoints(positions: &[Position]) -> Vec<Checkpoint> {
+        positions
+            .iter()
+            .map(|p| Checkpoint {
+                path: p.path.clone(),
+                identity: p.identity,
+                offset: p.offset,
+                updated_ms: 0,
+            })
+            .collect()
+    }
+
     #[test]
     fn reads_existing_and_new_files_and_appends() {
         let d = tempfile::tempdir().unwrap();
         let a = d.path().join("a.log");
         append(&a, "1\n2\n");
-        let mut t = Tailer::new(vec![input(d.path(), ReadFrom::Beginning)]);
+        let mut t = Tailer::new(
+            vec![input(d.path(), ReadFrom::Beginning)],
+            vec![],
+            opts(true),
+        );
         let now = Instant::now();
         assert_eq!(poll(&mut t, now), ["1", "2"]);
         append(&a, "3\npart");
         append(&d.path().join("b.log"), "b1\n");
-        assert_eq!(poll(&mut t, now), ["3", "b1"]);
+        let (lines, pos) = poll_at(&mut t, now);
+        assert_eq!(lines, ["3", "b1"]);
+        let pa = pos.iter().find(|p| p.path == a).unwrap();
+        assert_eq!(pa.offset, 6, "the position stops before the partial line");
         append(&a, "ial\n");
         assert_eq!(poll(&mut t, now), ["partial"]);
         assert_eq!(t.stats().lines, 5);
     }
 
     #[test]
-    fn read_from_end_skips_existing_content_only_at_start() {
+    fn read_from_end_applies_only_on_the_first_start() {
         let d = tempfile::tempdir().unwrap();
         append(&d.path().join("a.log"), "old\n");
-        let mut t = Tailer::new(vec![input(d.path(), ReadFrom::End)]);
+        let mut t = Tailer::new(vec![input(d.path(), ReadFrom::End)], vec![], opts(true));
         let now = Instant::now();
         assert!(poll(&mut t, now).is_empty());
         append(&d.path().join("a.log"), "new\n");
         append(&d.path().join("late.log"), "late\n");
         assert_eq!(poll(&mut t, now), ["new", "late"]);
+        // Not a first start (a checkpoint file existed): a file without checkpoint is new.
+        let mut t = Tailer::new(vec![input(d.path(), ReadFrom::End)], vec![], opts(false));
+        assert_eq!(poll(&mut t, now).len(), 3);
+    }
+
+    #[test]
+    fn restart_resumes_at_the_checkpoint() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.log");
+        append(&a, "1\n2\n");
+        let now = Instant::now();
+        let mut t = Tailer::new(
+            vec![input(d.path(), ReadFrom::Beginning)],
+            vec![],
+            opts(true),
+        );
+        let (_, pos) = poll_at(&mut t, now);
+        drop(t);
+        append(&a, "3\n");
+        let mut t = Tailer::new(
+            vec![input(d.path(), ReadFrom::Beginning)],
+            checkpoints(&pos),
+            opts(false),
+        );
+        assert_eq!(poll(&mut t, now), ["3"]);
+        assert_eq!(t.stats().resumed, 1);
+    }
+
+    #[test]
+    fn a_file_rotated_while_down_is_read_to_its_end_first() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.log");
+        append(&a, "1\n");
+        let now = Instant::now();
+        let mut t = Tailer::new(
+            vec![input(d.path(), ReadFrom::Beginning)],
+            vec![],
+            opts(true),
+        );
+        let (_, pos) = poll_at(&mut t, now);
+        drop(t);
+        append(&a, "2\n");
+        std::fs::rename(&a, d.path().join("a.log.1")).unwrap();
+        append(&a, "3\n");
+        let mut t = Tailer::new(
+            vec![input(d.path(), ReadFrom::Beginning)],
+            checkpoints(&pos),
+            opts(false),
+        );
+        assert_eq!(poll(&mut t, now), ["2", "3"]);
+        assert_eq!(t.stats().rotated_found, 1);
+        assert_eq!(t.open_files(), 1, "the rotated file is closed at its end");
     }
 
     #[test]
@@ -395,7 +726,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let a = d.path().join("a.log");
         append(&a, "1\n");
-        let mut t = Tailer::new(vec![input(d.path(), ReadFrom::Beginning)]);
+        let mut t = Tailer::new(
+            vec![input(d.path(), ReadFrom::Beginning)],
+            vec![],
+            opts(true),
+        );
         let now = Instant::now();
         assert_eq!(poll(&mut t, now), ["1"]);
         append(&a, "2\n");
@@ -403,21 +738,31 @@ mod tests {
         append(&a, "3\n");
         assert_eq!(poll(&mut t, now), ["2", "3"]);
         assert_eq!(t.open_files(), 2, "the rotated file waits for late writes");
-        assert!(poll(&mut t, now + ROTATE_WAIT).is_empty());
+        assert!(poll(&mut t, now + Duration::from_secs(2)).is_empty());
         assert_eq!(t.open_files(), 1);
     }
 
     #[test]
-    fn truncation_restarts_at_zero() {
+    fn truncation_restarts_at_zero_and_reports_a_reset() {
         let d = tempfile::tempdir().unwrap();
         let a = d.path().join("a.log");
         append(&a, "one\ntwo\n");
-        let mut t = Tailer::new(vec![input(d.path(), ReadFrom::Beginning)]);
+        let mut t = Tailer::new(
+            vec![input(d.path(), ReadFrom::Beginning)],
+            vec![],
+            opts(true),
+        );
         let now = Instant::now();
         assert_eq!(poll(&mut t, now), ["one", "two"]);
         std::fs::File::create(&a).unwrap();
+        let (lines, pos) = poll_at(&mut t, now);
+        assert!(lines.is_empty());
+        assert_eq!(pos[0].offset, 0);
+        assert!(pos[0].reset);
         append(&a, "x\n");
-        assert_eq!(poll(&mut t, now), ["x"]);
+        let (lines, pos) = poll_at(&mut t, now);
+        assert_eq!(lines, ["x"]);
+        assert!(!pos[0].reset);
         assert_eq!(t.stats().truncations, 1);
     }
 
@@ -426,7 +771,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let a = d.path().join("a.log");
         append(&a, "1\n");
-        let mut t = Tailer::new(vec![input(d.path(), ReadFrom::Beginning)]);
+        let mut t = Tailer::new(
+            vec![input(d.path(), ReadFrom::Beginning)],
+            vec![],
+            opts(true),
+        );
         let now = Instant::now();
         assert_eq!(poll(&mut t, now), ["1"]);
         append(&a, "2\nlast");
@@ -436,10 +785,38 @@ mod tests {
     }
 
     #[test]
+    fn multiline_records_and_their_positions() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.log");
+        let mut inp = input(d.path(), ReadFrom::Beginning);
+        inp.multiline = Some(MultilineConfig {
+            start_pattern: regex::bytes::Regex::new(r"^\d").unwrap(),
+            flush_timeout: Duration::from_secs(1),
+        });
+        append(&a, "1 boom\n  at a\n  at b\n2 ok\n");
+        let mut t = Tailer::new(vec![inp], vec![], opts(true));
+        let now = Instant::now();
+        let (lines, pos) = poll_at(&mut t, now);
+        assert_eq!(lines, ["1 boom\n  at a\n  at b"]);
+        assert_eq!(
+            pos[0].offset, 21,
+            "the open record `2 ok` is not covered yet"
+        );
+        assert_eq!(t.deadline(), Some(now + Duration::from_secs(1)));
+        let (lines, pos) = poll_at(&mut t, now + Duration::from_secs(1));
+        assert_eq!(lines, ["2 ok"]);
+        assert_eq!(pos[0].offset, 26);
+    }
+
+    #[test]
     fn stop_from_the_receiver_ends_the_poll() {
         let d = tempfile::tempdir().unwrap();
         append(&d.path().join("a.log"), "1\n");
-        let mut t = Tailer::new(vec![input(d.path(), ReadFrom::Beginning)]);
+        let mut t = Tailer::new(
+            vec![input(d.path(), ReadFrom::Beginning)],
+            vec![],
+            opts(true),
+        );
         let r = t.poll(Instant::now(), 0, &mut |_| Err(Stopped));
         assert_eq!(r, Err(Stopped));
     }

@@ -1,0 +1,218 @@
+//! Waking the tailer when a watched directory changes (the only file that imports `notify`),
+//! with a periodic rescan as the fallback for anything an event could miss.
+//!
+//! Each glob is watched at its longest wildcard-free directory (recursively when a directory
+//! component has a wildcard). Where watching is impossible (inotify watches exhausted, a
+//! directory that does not exist yet, a platform without notify) the tailer degrades to polling
+//! at `tail.poll_interval`, with one warning.
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+/// A message to the waiting tailer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Something changed in a watched directory.
+    Changed,
+    /// The agent is stopping.
+    Stop,
+}
+
+/// Why a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// Time to read files again (an event, or the rescan/poll interval passed).
+    Poll,
+    /// The agent is stopping.
+    Stop,
+}
+
+/// How the tailer learns about changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchMode {
+    /// Filesystem events, plus a rescan every `rescan_interval`.
+    Notify,
+    /// A poll every `poll_interval`.
+    Polling,
+}
+
+/// The directory to watch for a glob pattern, and whether recursively.
+pub fn watch_root(pattern: &str) -> (PathBuf, RecursiveMode) {
+    let is_glob = |s: &str| s.contains(['*', '?', '[', '{']);
+    let path = Path::new(pattern);
+    let mut root = PathBuf::new();
+    let comps: Vec<Component<'_>> = path.components().collect();
+    let mut recursive = false;
+    for (i, c) in comps.iter().enumerate() {
+        let s = c.as_os_str().to_string_lossy();
+        let last = i + 1 == comps.len();
+        if is_glob(&s) {
+            recursive = !last;
+            break;
+        }
+        if last {
+            break;
+        }
+        root.push(c.as_os_str());
+    }
+    let mode = if recursive {
+        RecursiveMode::Recursive
+    } else {
+        RecursiveMode::NonRecursive
+    };
+    (root, mode)
+}
+
+/// Waits for changes or the next scheduled poll.
+pub struct DirWatcher {
+    _watcher: Option<RecommendedWatcher>,
+    rx: Receiver<Wake>,
+    mode: WatchMode,
+    poll_interval: Duration,
+    rescan_interval: Duration,
+    last_poll: Option<Instant>,
+}
+
+impl DirWatcher {
+    /// Watch the roots of `patterns`. Returns the watcher and the sender the agent uses to
+    /// stop it.
+    pub fn new(
+        patterns: &[String],
+        poll_interval: Duration,
+        rescan_interval: Duration,
+    ) -> (Self, Sender<Wake>) {
+        let (tx, rx) = channel();
+        let events = tx.clone();
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if res.is_ok() {
+                let _ = events.send(Wake::Changed);
+            }
+        })
+        .and_then(|mut w| {
+            let mut roots: Vec<(PathBuf, RecursiveMode)> =
+                patterns.iter().map(|p| watch_root(p)).collect();
+            roots.sort_by(|a, b| a.0.cmp(&b.0));
+            roots.dedup_by(|a, b| a.0 == b.0);
+            for (root, mode) in roots {
+                w.watch(&root, mode).map_err(|e| e.add_path(root))?;
+            }
+            Ok(w)
+        });
+        let (watcher, mode) = match watcher {
+            Ok(w) => (Some(w), WatchMode::Notify),
+            Err(error) => {
+                tracing::warn!(%error, poll_interval = ?poll_interval,
+                    "cannot watch log directories; polling instead");
+                (None, WatchMode::Polling)
+            }
+        };
+        (
+            Self {
+                _watcher: watcher,
+                rx,
+                mode,
+                poll_interval,
+                rescan_interval,
+                last_poll: None,
+            },
+            tx,
+        )
+    }
+
+    /// How changes are learnt.
+    pub fn mode(&self) -> WatchMode {
+        self.mode
+    }
+
+    /// Wait until the tailer should read again, or the agent stops. Polls are at least
+    /// `poll_interval` apart, so a busy file costs a bounded number of polls a second; with
+    /// events, a quiet host polls only every `rescan_interval`.
+    pub fn wait(&mut self) -> Woken {
+        let now = Instant::now();
+        let woken = match self.mode {
+            WatchMode::Polling => self.recv_until(now + self.poll_interval, false),
+            WatchMode::Notify => {
+                let earliest = self.last_poll.map_or(now, |l| l + self.poll_interval);
+                match self.recv_until(now + self.rescan_interval, true) {
+                    Woken::Stop => Woken::Stop,
+                    // An event: let a burst settle until the earliest next poll, then drain.
+                    Woken::Poll => self.recv_until(earliest, false),
+                }
+            }
+        };
+        while let Ok(w) = self.rx.try_recv() {
+            if w == Wake::Stop {
+                return Woken::Stop;
+            }
+        }
+        self.last_poll = Some(Instant::now());
+        woken
+    }
+
+    /// Wait until `deadline`; with `on_change`, also return at the first change event.
+    fn recv_until(&self, deadline: Instant, on_change: bool) -> Woken {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return Woken::Stop,
+                Ok(Wake::Changed) if on_change => return Woken::Poll,
+                Ok(Wake::Changed) => {}
+                Err(RecvTimeoutError::Timeout) => return Woken::Poll,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_of_globs() {
+        assert_eq!(
+            watch_root("/var/log/app/*.log"),
+            (PathBuf::from("/var/log/app"), RecursiveMode::NonRecursive)
+        );
+        assert_eq!(
+            watch_root("/var/log/*/x.log"),
+            (PathBuf::from("/var/log"), RecursiveMode::Recursive)
+        );
+        assert_eq!(
+            watch_root("/srv/**/*.log"),
+            (PathBuf::from("/srv"), RecursiveMode::Recursive)
+        );
+        assert_eq!(
+            watch_root("/var/log/syslog"),
+            (PathBuf::from("/var/log"), RecursiveMode::NonRecursive)
+        );
+    }
+
+    #[test]
+    fn an_event_wakes_the_waiter_before_the_rescan_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let pattern = format!("{}/*.log", dir.path().display());
+        let (mut w, _stop) = DirWatcher::new(
+            &[pattern],
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        );
+        assert_eq!(w.mode(), WatchMode::Notify);
+        std::fs::write(dir.path().join("a.log"), "x\n").unwrap();
+        // With a one-hour rescan interval, only the event can end this wait.
+        assert_eq!(w.wait(), Woken::Poll);
+    }
+
+    #[test]
+    fn stop_ends_a_wait_and_a_missing_directory_degrades_to_polling() {
+        let (mut w, stop) = DirWatcher::new(
+            &["/nonexistent-outpost-dir/*.log".to_owned()],
+            Duration::from_secs(3600),
+            Duration::from_secs(3600),
+        );
+        assert_eq!(w.mode(), WatchMode::Polling);
+        stop.send(Wake::Stop).unwrap();
+        assert_eq!(w.wait(), Woken::Stop);
+    }
+}
