@@ -98,6 +98,8 @@ struct Tracked {
     splitter: LineSplitter,
     multiline: Option<Multiline>,
     moved_at: Option<Instant>,
+    /// File length at the last poll.
+    last_len: u64,
     /// Found rotated at start: nobody writes it any more, close at its end.
     rotated: bool,
     reset_pending: bool,
@@ -279,6 +281,7 @@ impl Tailer {
                 Multiline::new(m.start_pattern.clone(), inp.max_line_bytes, m.flush_timeout)
             }),
             moved_at: None,
+            last_len: offset,
             rotated: false,
             reset_pending: false,
         }
@@ -354,15 +357,26 @@ impl Tailer {
                 return Ok(false);
             }
         };
-        if meta.len() < self.files[i].read_offset {
-            // copytruncate (or a writer that truncated): the old tail is gone, start over.
-            tracing::info!(path = %self.files[i].source.display(), "file shrank; reading it again from the start");
+        let t = &self.files[i];
+        let len = meta.len();
+        // A file that shrank, or that grew while its first bytes changed: truncated (copytruncate)
+        // and written again, perhaps already past our old position.
+        let truncated = len < t.read_offset
+            || (len != t.last_len
+                && t.read_offset > 0
+                && !t.identity.matches(&t.file).unwrap_or(true));
+        self.files[i].last_len = len;
+        if truncated {
+            tracing::info!(path = %self.files[i].source.display(), "file was truncated; reading it again from the start");
             self.stats.truncations += 1;
             self.flush_file(i, now_ms, emit)?;
             let t = &mut self.files[i];
             t.read_offset = 0;
             t.emitted_offset = 0;
             t.reset_pending = true;
+            if let Ok(id) = read_identity(&t.file) {
+                t.identity = id;
+            }
         }
         let read = self.read_new(i, now, now_ms, emit)?;
         // Multiline records that timed out.
@@ -763,6 +777,20 @@ mod tests {
         let (lines, pos) = poll_at(&mut t, now);
         assert_eq!(lines, ["x"]);
         assert!(!pos[0].reset);
+        assert_eq!(t.stats().truncations, 1);
+    }
+
+    #[test]
+    fn truncated_and_regrown_past_the_position_is_still_noticed() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.log");
+        append(&a, "old line one\n");
+        let mut t = Tailer::new(vec![input(d.path(), ReadFrom::Beginning)], vec![], opts(true));
+        let now = Instant::now();
+        assert_eq!(poll(&mut t, now), ["old line one"]);
+        std::fs::File::create(&a).unwrap();
+        append(&a, "new first line, longer than the old\n");
+        assert_eq!(poll(&mut t, now), ["new first line, longer than the old"]);
         assert_eq!(t.stats().truncations, 1);
     }
 
