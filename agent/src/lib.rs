@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 mod run;
 pub mod ship;
+pub mod spool;
 pub mod state;
 
 pub use error::AgentError;
