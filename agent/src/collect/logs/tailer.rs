@@ -785,7 +785,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let a = d.path().join("a.log");
         append(&a, "old line one\n");
-        let mut t = Tailer::new(vec![input(d.path(), ReadFrom::Beginning)], vec![], opts(true));
+        let mut t = Tailer::new(
+            vec![input(d.path(), ReadFrom::Beginning)],
+            vec![],
+            opts(true),
+        );
         let now = Instant::now();
         assert_eq!(poll(&mut t, now), ["old line one"]);
         std::fs::File::create(&a).unwrap();
