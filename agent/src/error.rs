@@ -20,6 +20,12 @@ pub enum AgentError {
     /// The sink transport could not be set up.
     #[error(transparent)]
     Sink(#[from] crate::ship::http::SetupError),
+    /// The disk spool could not be opened or used.
+    #[error("spool: {0}")]
+    Spool(String),
+    /// The checkpoint store could not be read or written.
+    #[error("checkpoints: {0}")]
+    Checkpoint(String),
     /// A worker thread could not be started or panicked.
     #[error("internal: {0}")]
     Internal(String),

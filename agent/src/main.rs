@@ -107,9 +107,34 @@ fn run_agent(path: PathBuf) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        run(config, shutdown).await?;
+        let reload = reload_on_sighup(path)?;
+        run(config, shutdown, reload).await?;
         Ok(())
     })
+}
+
+/// On each SIGHUP, load the config file again; a valid one is handed to the agent, an invalid
+/// one is logged with every problem and the running config stays.
+fn reload_on_sighup(path: PathBuf) -> anyhow::Result<tokio::sync::mpsc::Receiver<config::Config>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match config::load(&path) {
+                Ok(c) => {
+                    tracing::info!(path = %path.display(), "SIGHUP: config reloaded");
+                    if tx.send(c).await.is_err() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(path = %path.display(), %error, "SIGHUP: config rejected; keeping the running one");
+                }
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

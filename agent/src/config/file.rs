@@ -26,6 +26,9 @@ pub struct FileConfig {
     /// `[batch]`: when a batch is closed.
     #[serde(default)]
     pub batch: BatchSection,
+    /// `[spool]`: the disk buffer between batching and delivery.
+    #[serde(default)]
+    pub spool: SpoolSection,
     /// `[sink]`: where batches go.
     pub sink: SinkSection,
 }
@@ -225,6 +228,34 @@ impl Default for BatchSection {
             max_bytes: default_max_bytes(),
             max_age: default_max_age(),
             zstd_level: default_zstd_level(),
+        }
+    }
+}
+
+/// `[spool]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolSection {
+    /// Most disk space the spool may use; when full, log reading pauses. Default `"256MiB"`.
+    #[serde(default = "default_spool_max_bytes")]
+    pub max_bytes: SizeValue,
+    /// Size at which a spool segment file is closed and a new one started. Default `"8MiB"`.
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: SizeValue,
+}
+
+fn default_spool_max_bytes() -> SizeValue {
+    SizeValue::Text("256MiB".to_owned())
+}
+fn default_segment_bytes() -> SizeValue {
+    SizeValue::Text("8MiB".to_owned())
+}
+
+impl Default for SpoolSection {
+    fn default() -> Self {
+        Self {
+            max_bytes: default_spool_max_bytes(),
+            segment_bytes: default_segment_bytes(),
         }
     }
 }

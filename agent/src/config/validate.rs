@@ -29,6 +29,8 @@ pub struct Config {
     pub batch: BatchLimits,
     /// zstd level of frames.
     pub zstd_level: i32,
+    /// Spool bounds.
+    pub spool: SpoolConfig,
     /// The sink.
     pub sink: SinkConfig,
 }
@@ -98,6 +100,18 @@ pub struct BatchLimits {
     /// Longest a batch stays open.
     pub max_age: Duration,
 }
+
+/// `[spool]`, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// Most bytes on disk.
+    pub max_bytes: u64,
+    /// Segment roll-over size.
+    pub segment_bytes: u64,
+}
+
+/// Smallest `spool.max_bytes`: room for a few frames of the largest size.
+pub const MIN_SPOOL_BYTES: u64 = 4 * outpost_proto::limits::MAX_FRAME_LEN as u64;
 
 /// `[sink]`, resolved.
 #[derive(Debug, Clone)]
@@ -350,6 +364,36 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
         );
     }
 
+    // [spool]
+    let mut size = |key: &str, v: &super::units::SizeValue, min: u64, max: u64| match v.bytes() {
+        Ok(b) if (min..=max).contains(&b) => b,
+        Ok(b) => {
+            is.add(
+                key,
+                format!("{b} bytes is out of range ({min} to {max} bytes)"),
+            );
+            min
+        }
+        Err(e) => {
+            is.add(key, e);
+            min
+        }
+    };
+    let spool = SpoolConfig {
+        max_bytes: size(
+            "spool.max_bytes",
+            &file.spool.max_bytes,
+            MIN_SPOOL_BYTES,
+            1 << 40,
+        ),
+        segment_bytes: size(
+            "spool.segment_bytes",
+            &file.spool.segment_bytes,
+            1 << 20,
+            1 << 30,
+        ),
+    };
+
     // [sink]
     let s = &file.sink;
     let url = match Url::parse(&s.url) {
@@ -395,6 +439,7 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
         logs,
         batch,
         zstd_level: b.zstd_level,
+        spool,
         sink: SinkConfig {
             kind: s.kind,
             url,
@@ -435,6 +480,8 @@ mod tests {
         assert_eq!(c.tail.poll_interval, Duration::from_millis(250));
         assert_eq!(c.tail.rescan_interval, Duration::from_secs(10));
         assert_eq!(c.tail.rotate_wait, Duration::from_secs(5));
+        assert_eq!(c.spool.max_bytes, 256 << 20);
+        assert_eq!(c.spool.segment_bytes, 8 << 20);
         assert_eq!(
             c.sink.batches_url.as_str(),
             "http://127.0.0.1:7070/v1/batches"

@@ -1,11 +1,10 @@
-//! Shipping closed batches: number them, encode them into frames (splitting any that exceed a
-//! frame's limits), and deliver each with retries until it is acknowledged, refused for good,
-//! or the shutdown drain budget runs out.
+//! Shipping: number closed batches and encode them into frames (splitting any that exceed a
+//! frame's limits), and deliver frames with retries until each is acknowledged, refused for
+//! good, or the shutdown drain budget runs out.
 
 pub mod backoff;
 pub mod http;
 
-use crate::state::seq::SeqAllocator;
 use backoff::Backoff;
 use http::{HttpSender, SendError};
 use outpost_proto::{AgentIdentity, Batch, EncodeError, Record};
@@ -85,12 +84,26 @@ pub fn drop_unencodable(records: &mut Vec<Record>) -> usize {
     before - records.len()
 }
 
-/// Delivers frames to the sink.
+/// How one delivery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The sink acknowledged the frame.
+    Delivered,
+    /// The sink refused it for good (400, 413, other 4xx): retrying cannot help.
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The sink's reason.
+        reason: String,
+    },
+    /// Shutdown's drain time ran out first; the frame stays spooled.
+    Abandoned,
+}
+
+/// Delivers frames to the sink, retrying with backoff until acknowledged, refused for good, or
+/// the drain time after shutdown is up.
 pub struct Shipper {
     sender: HttpSender,
-    seq: SeqAllocator,
-    identity: AgentIdentity,
-    level: i32,
     drain: Duration,
     shutdown: watch::Receiver<bool>,
     drain_deadline: Option<Instant>,
@@ -99,19 +112,9 @@ pub struct Shipper {
 
 impl Shipper {
     /// A shipper that, once `shutdown` turns true, keeps trying for at most `drain`.
-    pub fn new(
-        sender: HttpSender,
-        seq: SeqAllocator,
-        identity: AgentIdentity,
-        level: i32,
-        drain: Duration,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    pub fn new(sender: HttpSender, drain: Duration, shutdown: watch::Receiver<bool>) -> Self {
         Self {
             sender,
-            seq,
-            identity,
-            level,
             drain,
             shutdown,
             drain_deadline: None,
@@ -124,68 +127,43 @@ impl Shipper {
         self.stats
     }
 
-    fn deadline(&mut self) -> Option<Instant> {
+    /// When the drain time after shutdown ends, once shutdown has begun.
+    pub fn deadline(&mut self) -> Option<Instant> {
         if self.drain_deadline.is_none() && *self.shutdown.borrow() {
             self.drain_deadline = Some(Instant::now() + self.drain);
         }
         self.drain_deadline
     }
 
-    /// Number, encode and deliver one closed batch.
-    pub async fn ship(&mut self, mut records: Vec<Record>, created_ms: i64) {
-        let unencodable = drop_unencodable(&mut records);
-        if unencodable > 0 {
-            tracing::error!(
-                dropped = unencodable,
-                limit = outpost_proto::limits::MAX_DIMENSIONS,
-                "dropping metric points with more dimensions than the wire format allows"
-            );
-            self.stats.records_rejected += unencodable as u64;
-        }
-        let count = records.len();
-        let seq = &mut self.seq;
-        let frames = match encode_frames(
-            &self.identity,
-            records,
-            created_ms,
-            self.level,
-            &mut || seq.allocate(),
-        ) {
-            Ok(f) => f,
-            Err(error) => {
-                tracing::error!(%error, records = count, "dropping a batch that cannot be framed");
-                self.stats.records_rejected += count as u64;
-                return;
-            }
-        };
-        for (seq, n, frame) in frames {
-            self.deliver(seq, n, &frame).await;
-        }
+    /// Whether shutdown began and its drain time is up.
+    pub fn out_of_time(&mut self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() >= d)
     }
 
-    async fn deliver(&mut self, seq: u64, records: usize, frame: &[u8]) {
+    /// Deliver one frame carrying `records` records.
+    pub async fn deliver(&mut self, id: u64, records: u64, frame: &[u8]) -> Delivery {
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         loop {
-            if self.deadline().is_some_and(|d| Instant::now() >= d) {
+            if self.out_of_time() {
                 tracing::warn!(
-                    seq,
+                    id,
                     records,
-                    "shutdown drain time is up; batch not delivered"
+                    "shutdown drain time is up; frame stays in the spool"
                 );
-                self.stats.records_abandoned += records as u64;
-                return;
+                self.stats.records_abandoned += records;
+                return Delivery::Abandoned;
             }
             match self.sender.send(frame).await {
                 Ok(()) => {
-                    tracing::debug!(seq, records, bytes = frame.len(), "batch delivered");
+                    tracing::debug!(id, records, bytes = frame.len(), "frame delivered");
                     self.stats.frames_sent += 1;
-                    self.stats.records_sent += records as u64;
-                    return;
+                    self.stats.records_sent += records;
+                    return Delivery::Delivered;
                 }
                 Err(SendError::Rejected { status, reason }) => {
-                    tracing::error!(seq, records, status, %reason, "sink rejected the batch; dropping it");
-                    self.stats.records_rejected += records as u64;
-                    return;
+                    tracing::error!(id, records, status, %reason, "sink rejected the frame");
+                    self.stats.records_rejected += records;
+                    return Delivery::Rejected { status, reason };
                 }
                 Err(SendError::Retryable(reason)) => {
                     self.stats.retries += 1;
@@ -193,7 +171,7 @@ impl Shipper {
                         self.sender.reload_token();
                     }
                     let delay = backoff.next_delay(rand::random::<f64>());
-                    tracing::warn!(seq, attempt = backoff.attempts(), retry_in = ?delay, %reason, "delivery failed; will retry");
+                    tracing::warn!(id, attempt = backoff.attempts(), retry_in = ?delay, %reason, "delivery failed; will retry");
                     let wake = Instant::now() + delay;
                     let wake = match self.deadline() {
                         Some(d) => wake.min(d),

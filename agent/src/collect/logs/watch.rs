@@ -68,6 +68,7 @@ pub fn watch_root(pattern: &str) -> (PathBuf, RecursiveMode) {
 /// Waits for changes or the next scheduled poll.
 pub struct DirWatcher {
     _watcher: Option<RecommendedWatcher>,
+    tx: Sender<Wake>,
     rx: Receiver<Wake>,
     mode: WatchMode,
     poll_interval: Duration,
@@ -84,7 +85,22 @@ impl DirWatcher {
         rescan_interval: Duration,
     ) -> (Self, Sender<Wake>) {
         let (tx, rx) = channel();
-        let events = tx.clone();
+        let mut this = Self {
+            _watcher: None,
+            tx: tx.clone(),
+            rx,
+            mode: WatchMode::Polling,
+            poll_interval,
+            rescan_interval,
+            last_poll: None,
+        };
+        this.rewatch(patterns);
+        (this, tx)
+    }
+
+    /// Watch the roots of a new set of patterns (config reload), replacing the old watches.
+    pub fn rewatch(&mut self, patterns: &[String]) {
+        let events = self.tx.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if res.is_ok() {
                 let _ = events.send(Wake::Changed);
@@ -100,25 +116,14 @@ impl DirWatcher {
             }
             Ok(w)
         });
-        let (watcher, mode) = match watcher {
+        (self._watcher, self.mode) = match watcher {
             Ok(w) => (Some(w), WatchMode::Notify),
             Err(error) => {
-                tracing::warn!(%error, poll_interval = ?poll_interval,
+                tracing::warn!(%error, poll_interval = ?self.poll_interval,
                     "cannot watch log directories; polling instead");
                 (None, WatchMode::Polling)
             }
         };
-        (
-            Self {
-                _watcher: watcher,
-                rx,
-                mode,
-                poll_interval,
-                rescan_interval,
-                last_poll: None,
-            },
-            tx,
-        )
     }
 
     /// How changes are learnt.
@@ -128,14 +133,16 @@ impl DirWatcher {
 
     /// Wait until the tailer should read again, or the agent stops. Polls are at least
     /// `poll_interval` apart, so a busy file costs a bounded number of polls a second; with
-    /// events, a quiet host polls only every `rescan_interval`.
-    pub fn wait(&mut self) -> Woken {
+    /// events, a quiet host polls only every `rescan_interval`. `due` (a multiline flush, say)
+    /// ends the wait early.
+    pub fn wait(&mut self, due: Option<Instant>) -> Woken {
         let now = Instant::now();
+        let cap = |t: Instant| due.map_or(t, |d| t.min(d.max(now)));
         let woken = match self.mode {
-            WatchMode::Polling => self.recv_until(now + self.poll_interval, false),
+            WatchMode::Polling => self.recv_until(cap(now + self.poll_interval), false),
             WatchMode::Notify => {
                 let earliest = self.last_poll.map_or(now, |l| l + self.poll_interval);
-                match self.recv_until(now + self.rescan_interval, true) {
+                match self.recv_until(cap(now + self.rescan_interval), true) {
                     Woken::Stop => Woken::Stop,
                     // An event: let a burst settle until the earliest next poll, then drain.
                     Woken::Poll => self.recv_until(earliest, false),
@@ -201,7 +208,20 @@ mod tests {
         assert_eq!(w.mode(), WatchMode::Notify);
         std::fs::write(dir.path().join("a.log"), "x\n").unwrap();
         // With a one-hour rescan interval, only the event can end this wait.
-        assert_eq!(w.wait(), Woken::Poll);
+        assert_eq!(w.wait(None), Woken::Poll);
+    }
+
+    #[test]
+    fn a_due_time_ends_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let pattern = format!("{}/*.log", dir.path().display());
+        let (mut w, _stop) = DirWatcher::new(
+            &[pattern],
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        );
+        // Already due: returns at once instead of waiting an hour for the rescan.
+        assert_eq!(w.wait(Some(Instant::now())), Woken::Poll);
     }
 
     #[test]
@@ -213,6 +233,6 @@ mod tests {
         );
         assert_eq!(w.mode(), WatchMode::Polling);
         stop.send(Wake::Stop).unwrap();
-        assert_eq!(w.wait(), Woken::Stop);
+        assert_eq!(w.wait(None), Woken::Stop);
     }
 }

@@ -1,0 +1,161 @@
+//! The two collector threads: the log tailer and the host sampler.
+
+use super::Item;
+use crate::collect::host::HostSampler;
+use crate::collect::logs::tailer::{Stopped, TailChunk, TailStats, Tailer};
+use crate::collect::logs::watch::{DirWatcher, Wake, Woken};
+use crate::config::{Config, LogInput};
+use crate::error::AgentError;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Host samples kept while the pipeline is blocked; past this the oldest are dropped.
+pub const SAMPLE_BACKLOG: usize = 60;
+
+/// A collector thread and how to stop it.
+pub struct Worker<T> {
+    pub handle: std::thread::JoinHandle<T>,
+    wake: std_mpsc::Sender<Wake>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<T> Worker<T> {
+    /// Ask the thread to stop; it returns at its next check.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.wake.send(Wake::Stop);
+    }
+}
+
+/// Controls the tailer thread from the async side.
+#[derive(Clone)]
+pub struct TailControl {
+    wake: std_mpsc::Sender<Wake>,
+    stop: Arc<AtomicBool>,
+    inputs: Arc<Mutex<Option<Vec<LogInput>>>>,
+}
+
+impl TailControl {
+    /// Ask the tailer to stop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.wake.send(Wake::Stop);
+    }
+
+    /// Hand the tailer a new set of inputs (config reload).
+    pub fn reload(&self, inputs: Vec<LogInput>) {
+        if let Ok(mut slot) = self.inputs.lock() {
+            *slot = Some(inputs);
+        }
+        let _ = self.wake.send(Wake::Changed);
+    }
+}
+
+fn patterns(inputs: &[LogInput]) -> Vec<String> {
+    inputs
+        .iter()
+        .flat_map(|l| l.patterns.iter().cloned())
+        .collect()
+}
+
+/// Start the tailer thread.
+pub fn spawn_tailer(
+    mut tailer: Tailer,
+    config: &Config,
+    tx: mpsc::Sender<Item>,
+) -> Result<(Worker<TailStats>, TailControl), AgentError> {
+    let (mut watcher, wake) = DirWatcher::new(
+        &patterns(&config.logs),
+        config.tail.poll_interval,
+        config.tail.rescan_interval,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let inputs: Arc<Mutex<Option<Vec<LogInput>>>> = Arc::new(Mutex::new(None));
+    let control = TailControl {
+        wake: wake.clone(),
+        stop: stop.clone(),
+        inputs: inputs.clone(),
+    };
+    let thread_stop = stop.clone();
+    let handle = spawn("outpost-tailer", move || {
+        loop {
+            if let Some(new) = inputs.lock().ok().and_then(|mut s| s.take()) {
+                watcher.rewatch(&patterns(&new));
+                tailer.set_inputs(new);
+            }
+            let mut emit = |chunk: TailChunk| {
+                if thread_stop.load(Ordering::Relaxed) {
+                    return Err(Stopped);
+                }
+                tx.blocking_send(Item::Logs(chunk)).map_err(|_| Stopped)
+            };
+            if tailer
+                .poll(Instant::now(), super::unix_ms(), &mut emit)
+                .is_err()
+            {
+                break;
+            }
+            if thread_stop.load(Ordering::Relaxed) || watcher.wait(tailer.deadline()) == Woken::Stop
+            {
+                break;
+            }
+        }
+        tailer.stats()
+    })?;
+    Ok((Worker { handle, wake, stop }, control))
+}
+
+/// Start the sampler thread. It returns how many samples it dropped.
+pub fn spawn_sampler(
+    mut sampler: HostSampler,
+    interval: Duration,
+    tx: mpsc::Sender<Item>,
+) -> Result<Worker<u64>, AgentError> {
+    let (wake, wait) = std_mpsc::channel::<Wake>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = spawn("outpost-sampler", move || {
+        let mut backlog = VecDeque::new();
+        let mut dropped = 0u64;
+        loop {
+            match wait.recv_timeout(interval) {
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(Wake::Changed) => continue,
+                Ok(Wake::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            backlog.push_back(sampler.sample(super::unix_ms()));
+            if backlog.len() > SAMPLE_BACKLOG {
+                backlog.pop_front();
+                dropped += 1;
+                tracing::warn!(dropped, "pipeline blocked; dropping the oldest host sample");
+            }
+            while let Some(points) = backlog.pop_front() {
+                match tx.try_send(Item::Metrics(points)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(item)) => {
+                        if let Item::Metrics(points) = item {
+                            backlog.push_front(points);
+                        }
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return dropped,
+                }
+            }
+        }
+        dropped
+    })?;
+    Ok(Worker { handle, wake, stop })
+}
+
+fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, AgentError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .map_err(|e| AgentError::Internal(format!("cannot start {name}: {e}")))
+}

@@ -1,0 +1,358 @@
+//! The running agent: what runs where, and how it stops.
+//!
+//! ```text
+//! tailer thread ──┐                      ┌─ writer task ───────────────┐
+//!                 ├─► items ─► batcher ─►│ frames ─► spool (fsync)     │
+//! sampler thread ─┘  (bounded)  task     │ then checkpoints (atomic)   │
+//!                                        └─────────────┬───────────────┘
+//!                                            delivery task: spool ─► sink, ack
+//! ```
+//! Bounded channels and a bounded spool give backpressure: when the spool is full the writer
+//! waits, the batcher waits, and the tailer stops reading (the files keep the data); host
+//! samples keep the newest and drop the oldest. A checkpoint only moves past lines that are
+//! durably spooled, and a spool entry is only acknowledged once the sink took it.
+
+mod collectors;
+mod delivery;
+mod writer;
+
+use crate::batch::Batcher;
+use crate::collect::host::{HostSampler, system_hostname};
+use crate::collect::logs::tailer::{Position, TailChunk, TailOptions, TailStats, Tailer};
+use crate::config::{Config, LogInput};
+use crate::error::AgentError;
+use crate::ship::http::HttpSender;
+use crate::ship::{ShipStats, Shipper};
+use crate::spool::{Spool, SpoolOptions};
+use crate::state::checkpoint::CheckpointStore;
+use crate::state::identity::{MACHINE_ID, identity, resolve_id};
+use crate::state::seq::{Recovered, SeqAllocator};
+use outpost_proto::{MetricPoint, Record};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Notify, mpsc, watch};
+
+/// Chunks of records buffered between the collectors and the batcher.
+const ITEM_CHANNEL: usize = 64;
+/// Closed batches buffered between the batcher and the writer.
+const BATCH_CHANNEL: usize = 2;
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What a run did, returned when it ends.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunSummary {
+    /// Tailer counters.
+    pub tail: TailStats,
+    /// Delivery counters.
+    pub ship: ShipStats,
+    /// Host samples dropped (oldest first) while the pipeline was blocked.
+    pub samples_dropped: u64,
+    /// Records written to the spool.
+    pub records_spooled: u64,
+    /// Records not spooled at shutdown (the spool stayed full); their lines are read again on
+    /// the next start.
+    pub records_unspooled: u64,
+    /// Frames the sink refused for good, kept under `STATE_DIR/dead-letter/`.
+    pub dead_lettered: u64,
+}
+
+/// What collectors hand the batcher.
+enum Item {
+    Logs(TailChunk),
+    Metrics(Vec<MetricPoint>),
+}
+
+/// A closed batch and the file positions it completes.
+struct Closed {
+    records: Vec<Record>,
+    positions: Vec<Position>,
+    created_ms: i64,
+}
+
+/// Run the agent until `shutdown` completes; on each value from `reload`, apply a new config's
+/// log inputs. Then deliver what is spooled within `agent.shutdown_timeout` and return; what is
+/// left stays in the spool for the next start.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    reload: mpsc::Receiver<Config>,
+) -> Result<RunSummary, AgentError> {
+    let state_dir = config.agent.state_dir.clone();
+    let state_err = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| AgentError::State { path, source }
+    };
+    std::fs::create_dir_all(&state_dir).map_err(state_err(&state_dir))?;
+    let (agent_id, id_source) = resolve_id(
+        config.agent.id.as_deref(),
+        std::path::Path::new(MACHINE_ID),
+        &state_dir,
+    )
+    .map_err(state_err(&state_dir))?;
+    let hostname = config
+        .agent
+        .hostname
+        .clone()
+        .unwrap_or_else(system_hostname);
+    let now_ms = u64::try_from(unix_ms()).unwrap_or(0);
+    let (seq, recovered) = SeqAllocator::open(&state_dir, now_ms).map_err(state_err(&state_dir))?;
+    if recovered == Recovered::Corrupt {
+        tracing::warn!(path = %state_dir.join("seq").display(), "sequence file was corrupt; continuing from the clock");
+    }
+    let ident = identity(agent_id, hostname);
+    let (spool, spool_recovery) = Spool::open(
+        &state_dir.join("spool"),
+        SpoolOptions {
+            max_bytes: config.spool.max_bytes,
+            segment_bytes: config.spool.segment_bytes,
+        },
+    )
+    .map_err(|e| AgentError::Spool(e.to_string()))?;
+    let (checkpoints, cp_recovery) =
+        CheckpointStore::open(&state_dir).map_err(|e| AgentError::Checkpoint(e.to_string()))?;
+    let first_start = matches!(cp_recovery, crate::state::checkpoint::Recovery::Missing);
+    tracing::info!(agent_id = %ident.agent_id, id_source = ?id_source, hostname = %ident.hostname,
+        sink = %config.sink.url, inputs = config.logs.len(), spooled = spool.pending(),
+        spool_recovery = ?spool_recovery, checkpoints = checkpoints.len(), first_start,
+        "outpost-agent starting");
+
+    let sender = HttpSender::new(&config.sink)?;
+    let sampler = config
+        .host
+        .as_ref()
+        .map(|h| HostSampler::new().map(|s| (s, h.interval)))
+        .transpose()?;
+    // Everything that can fail is set up; from here on the agent runs.
+    let spool = Arc::new(Mutex::new(spool));
+    let spooled = Arc::new(Notify::new());
+    let freed = Arc::new(Notify::new());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let (item_tx, item_rx) = mpsc::channel::<Item>(ITEM_CHANNEL);
+    let (closed_tx, closed_rx) = mpsc::channel::<Closed>(BATCH_CHANNEL);
+    let resume = checkpoints.iter().cloned().collect();
+    let tailer = Tailer::new(
+        config.logs.clone(),
+        resume,
+        TailOptions {
+            rotate_wait: config.tail.rotate_wait,
+            first_start,
+        },
+    );
+    let (tail_thread, tail_control) = collectors::spawn_tailer(tailer, &config, item_tx.clone())?;
+    let sample_thread = match sampler {
+        Some((s, interval)) => Some(collectors::spawn_sampler(s, interval, item_tx.clone())?),
+        None => None,
+    };
+    drop(item_tx);
+
+    let batcher = tokio::spawn(batch_loop(Batcher::new(config.batch), item_rx, closed_tx));
+    let mut writer = tokio::spawn(
+        writer::Writer {
+            spool: spool.clone(),
+            checkpoints,
+            seq,
+            identity: ident,
+            zstd_level: config.zstd_level,
+            spooled: spooled.clone(),
+            freed: freed.clone(),
+            shutdown: shutdown_rx.clone(),
+            drain: config.agent.shutdown_timeout,
+            stats: writer::WriterStats::default(),
+        }
+        .run(closed_rx),
+    );
+    let mut delivery = tokio::spawn(
+        delivery::Delivery {
+            spool: spool.clone(),
+            shipper: Shipper::new(sender, config.agent.shutdown_timeout, shutdown_rx.clone()),
+            dead_letter_dir: state_dir.join("dead-letter"),
+            spooled: spooled.clone(),
+            freed: freed.clone(),
+            dead_lettered: 0,
+        }
+        .run(writer_done(&writer)),
+    );
+
+    let reloads = tokio::spawn(reload_loop(reload, tail_control.clone()));
+    tokio::pin!(shutdown);
+    // The writer and delivery only end early on an error the agent cannot run past (the spool's
+    // disk failing, say): stop everything then, and report it.
+    let mut fatal: Option<AgentError> = None;
+    let mut writer_result = None;
+    let mut delivery_result = None;
+    tokio::select! {
+        () = &mut shutdown => tracing::info!("shutting down: spooling the current batch"),
+        r = &mut writer => writer_result = Some(r),
+        r = &mut delivery => delivery_result = Some(r),
+    }
+    reloads.abort();
+    let _ = shutdown_tx.send(true);
+    tail_control.stop();
+    if let Some(s) = &sample_thread {
+        s.stop();
+    }
+
+    let tail = join_thread(tail_thread.handle).await?;
+    let samples_dropped = match sample_thread {
+        Some(s) => join_thread(s.handle).await?,
+        None => 0,
+    };
+    batcher
+        .await
+        .map_err(|e| AgentError::Internal(format!("batcher: {e}")))?;
+    let written = match writer_result {
+        Some(r) => r,
+        None => writer.await,
+    }
+    .map_err(|e| AgentError::Internal(format!("writer: {e}")))
+    .and_then(|r| r)
+    .unwrap_or_else(|e| {
+        fatal.get_or_insert(e);
+        writer::WriterStats::default()
+    });
+    let delivered = match delivery_result {
+        Some(r) => r,
+        None => delivery.await,
+    }
+    .map_err(|e| AgentError::Internal(format!("delivery: {e}")))
+    .and_then(|r| r)
+    .unwrap_or_else(|e| {
+        fatal.get_or_insert(e);
+        delivery::DeliveryStats::default()
+    });
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    let summary = RunSummary {
+        tail,
+        ship: delivered.ship,
+        samples_dropped,
+        records_spooled: written.records_spooled,
+        records_unspooled: written.records_unspooled,
+        dead_lettered: delivered.dead_lettered,
+    };
+    let left = spool.lock().map(|s| s.pending()).unwrap_or(0);
+    tracing::info!(
+        lines = tail.lines,
+        spooled = summary.records_spooled,
+        sent = summary.ship.records_sent,
+        frames_left_in_spool = left,
+        dead_lettered = summary.dead_lettered,
+        "outpost-agent stopped"
+    );
+    Ok(summary)
+}
+
+/// Resolves when the writer task has finished (for the delivery task's drain).
+fn writer_done<T>(writer: &tokio::task::JoinHandle<T>) -> impl Fn() -> bool + Send + 'static {
+    let abort = writer.abort_handle();
+    move || abort.is_finished()
+}
+
+async fn reload_loop(mut reload: mpsc::Receiver<Config>, tail: collectors::TailControl) {
+    while let Some(config) = reload.recv().await {
+        let inputs: Vec<LogInput> = config.logs.clone();
+        tracing::info!(
+            inputs = inputs.len(),
+            "config reloaded: applying log inputs"
+        );
+        tail.reload(inputs);
+    }
+}
+
+/// The batcher task: collect records into batches; hand each closed batch, with the file
+/// positions its last records complete, to the writer.
+async fn batch_loop(
+    mut batcher: Batcher,
+    mut items: mpsc::Receiver<Item>,
+    out: mpsc::Sender<Closed>,
+) {
+    let mut closed = Vec::new();
+    // Positions whose last record is in the open batch.
+    let mut open_positions: Vec<Position> = Vec::new();
+    loop {
+        let deadline = batcher.deadline();
+        let mut ready: Vec<Closed> = Vec::new();
+        tokio::select! {
+            item = items.recv() => match item {
+                Some(Item::Logs(chunk)) => {
+                    let now = Instant::now();
+                    for r in chunk.records {
+                        batcher.push(Record::Log(r), now, &mut closed);
+                        for records in closed.drain(..) {
+                            ready.push(Closed { records, positions: std::mem::take(&mut open_positions), created_ms: unix_ms() });
+                        }
+                    }
+                    let mut position = chunk.position;
+                    // A newer position of the same file supersedes the older one in this batch;
+                    // a truncation reset among them must not be forgotten.
+                    open_positions.retain(|p| {
+                        let same = p.identity.same_inode(&position.identity);
+                        position.reset |= same && p.reset;
+                        !same
+                    });
+                    open_positions.push(position);
+                    if batcher.is_empty() {
+                        // The chunk's records all left in closed batches (or it had none): its
+                        // position goes with the last of them, or alone.
+                        match ready.last_mut() {
+                            Some(last) => last.positions.append(&mut open_positions),
+                            None => ready.push(Closed { records: Vec::new(), positions: std::mem::take(&mut open_positions), created_ms: unix_ms() }),
+                        }
+                    }
+                }
+                Some(Item::Metrics(points)) => {
+                    let now = Instant::now();
+                    for p in points {
+                        batcher.push(Record::Metric(p), now, &mut closed);
+                        for records in closed.drain(..) {
+                            ready.push(Closed { records, positions: std::mem::take(&mut open_positions), created_ms: unix_ms() });
+                        }
+                    }
+                }
+                None => break,
+            },
+            () = sleep_until(deadline), if deadline.is_some() => {
+                if let Some(records) = batcher.poll(Instant::now()) {
+                    ready.push(Closed { records, positions: std::mem::take(&mut open_positions), created_ms: unix_ms() });
+                }
+            }
+        }
+        for c in ready {
+            if out.send(c).await.is_err() {
+                return;
+            }
+        }
+    }
+    let records = batcher.flush().unwrap_or_default();
+    if !records.is_empty() || !open_positions.is_empty() {
+        let _ = out
+            .send(Closed {
+                records,
+                positions: open_positions,
+                created_ms: unix_ms(),
+            })
+            .await;
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
+    }
+}
+
+async fn join_thread<T: Send + 'static>(h: std::thread::JoinHandle<T>) -> Result<T, AgentError> {
+    tokio::task::spawn_blocking(move || h.join())
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))?
+        .map_err(|_| AgentError::Internal("worker thread panicked".to_owned()))
+}

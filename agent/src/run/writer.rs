@@ -1,0 +1,184 @@
+//! The writer task: closed batches become frames in the spool (durably), then the file
+//! checkpoints move past the lines they carry. Never the other way round.
+
+use super::Closed;
+use crate::error::AgentError;
+use crate::ship::{drop_unencodable, encode_frames};
+use crate::spool::{Spool, SpoolError};
+use crate::state::checkpoint::CheckpointStore;
+use crate::state::seq::SeqAllocator;
+use outpost_proto::AgentIdentity;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
+
+/// How long a writer waiting for spool space sleeps between checks when no ack wakes it.
+const FULL_RECHECK: Duration = Duration::from_secs(1);
+
+/// What the writer did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriterStats {
+    /// Records written to the spool.
+    pub records_spooled: u64,
+    /// Records given up at shutdown because the spool stayed full.
+    pub records_unspooled: u64,
+    /// Times the writer had to wait for spool space.
+    pub full_waits: u64,
+}
+
+/// Owns the checkpoint store and the sequence numbers; shares the spool with delivery.
+pub struct Writer {
+    pub spool: Arc<Mutex<Spool>>,
+    pub checkpoints: CheckpointStore,
+    pub seq: SeqAllocator,
+    pub identity: AgentIdentity,
+    pub zstd_level: i32,
+    /// Notified after each append (delivery waits on it).
+    pub spooled: Arc<Notify>,
+    /// Notified after each ack (a writer waiting for space waits on it).
+    pub freed: Arc<Notify>,
+    pub shutdown: watch::Receiver<bool>,
+    pub drain: Duration,
+    pub stats: WriterStats,
+}
+
+fn io_err(what: &str, e: impl std::fmt::Display) -> AgentError {
+    AgentError::Internal(format!("{what}: {e}"))
+}
+
+impl Writer {
+    /// Run until the batcher closes its channel.
+    pub async fn run(
+        mut self,
+        mut closed: mpsc::Receiver<Closed>,
+    ) -> Result<WriterStats, AgentError> {
+        let mut gave_up = false;
+        let mut deadline: Option<Instant> = None;
+        while let Some(batch) = closed.recv().await {
+            if gave_up {
+                self.stats.records_unspooled += batch.records.len() as u64;
+                continue;
+            }
+            if !self.spool_batch(batch, &mut deadline).await? {
+                gave_up = true;
+                continue;
+            }
+            if closed.is_empty() {
+                // Group commit: one checkpoint write for everything spooled so far.
+                self.flush_checkpoints().await?;
+            }
+        }
+        self.flush_checkpoints().await?;
+        Ok(self.stats)
+    }
+
+    async fn flush_checkpoints(&mut self) -> Result<(), AgentError> {
+        if !self.checkpoints.is_dirty() {
+            return Ok(());
+        }
+        // Small (one line a file) and rare (once per batch at most): fine on this thread.
+        tokio::task::block_in_place(|| self.checkpoints.flush())
+            .map(|_| ())
+            .map_err(|e| AgentError::Checkpoint(e.to_string()))
+    }
+
+    /// Spool one batch and record its positions. `Ok(false)`: shutdown came while the spool was
+    /// full; nothing of this batch was recorded.
+    async fn spool_batch(
+        &mut self,
+        mut batch: Closed,
+        deadline: &mut Option<Instant>,
+    ) -> Result<bool, AgentError> {
+        let dropped = drop_unencodable(&mut batch.records);
+        if dropped > 0 {
+            tracing::error!(
+                dropped,
+                "dropping metric points with more dimensions than the wire format allows"
+            );
+        }
+        let count = batch.records.len() as u64;
+        if !batch.records.is_empty() {
+            let seq = &mut self.seq;
+            let frames = encode_frames(
+                &self.identity,
+                batch.records,
+                batch.created_ms,
+                self.zstd_level,
+                &mut || seq.allocate(),
+            )
+            .map_err(|e| io_err("encoding a batch", e))?;
+            for (_seq, _n, frame) in frames {
+                if !self.append(&frame, deadline).await? {
+                    self.stats.records_unspooled += count;
+                    return Ok(false);
+                }
+            }
+            self.stats.records_spooled += count;
+            self.spooled.notify_one();
+        }
+        let now_ms = super::unix_ms();
+        for p in batch.positions {
+            if p.reset {
+                self.checkpoints
+                    .reset(&p.path, p.identity, p.offset, now_ms);
+            } else {
+                self.checkpoints.set(&p.path, p.identity, p.offset, now_ms);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Append one frame, waiting for space while the spool is full. `Ok(false)` when shutdown's
+    /// drain time ran out first.
+    async fn append(
+        &mut self,
+        frame: &[u8],
+        deadline: &mut Option<Instant>,
+    ) -> Result<bool, AgentError> {
+        let mut warned = false;
+        let freed_notify = self.freed.clone();
+        loop {
+            let freed = freed_notify.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let result = tokio::task::block_in_place(|| {
+                self.spool
+                    .lock()
+                    .map_err(|_| io_err("spool", "lock poisoned"))
+                    .map(|mut s| s.append(frame))
+            })?;
+            match result {
+                Ok(_) => return Ok(true),
+                Err(SpoolError::Full { needed, available }) => {
+                    self.stats.full_waits += 1;
+                    if !warned {
+                        tracing::warn!(
+                            needed,
+                            available,
+                            "spool full: log reading pauses until the sink takes data"
+                        );
+                        warned = true;
+                    }
+                }
+                Err(e) => return Err(AgentError::Spool(e.to_string())),
+            }
+            if deadline.is_none() && *self.shutdown.borrow() {
+                *deadline = Some(Instant::now() + self.drain);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                tracing::warn!(
+                    "spool still full at shutdown; unspooled lines are read again on the next start"
+                );
+                return Ok(false);
+            }
+            let wake = Instant::now() + FULL_RECHECK;
+            let wake = deadline.map_or(wake, |d| wake.min(d));
+            tokio::select! {
+                () = &mut freed => {}
+                () = tokio::time::sleep_until(wake) => {}
+                _ = self.shutdown.changed() => {}
+            }
+        }
+    }
+}
