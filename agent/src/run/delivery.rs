@@ -2,6 +2,7 @@
 //! the spool only once the sink took them (or refused them for good: then they are kept in
 //! `STATE_DIR/dead-letter/` and counted).
 
+use super::envelope;
 use crate::error::AgentError;
 use crate::ship::{Delivery as Outcome, ShipStats, Shipper};
 use crate::spool::Spool;
@@ -9,7 +10,7 @@ use crate::state::atomic::write_atomic;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// What delivery did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -30,6 +31,8 @@ pub struct Delivery {
     /// Notified here after each ack.
     pub freed: Arc<Notify>,
     pub dead_lettered: u64,
+    /// The last entry whose positions the writer has put in the checkpoint file.
+    pub checkpointed: watch::Receiver<u64>,
 }
 
 fn spool_err(e: impl std::fmt::Display) -> AgentError {
@@ -74,18 +77,36 @@ impl Delivery {
                 }
                 continue;
             };
-            let records = outpost_proto::parse_header(&entry.payload)
-                .map_or(0, |h| u64::from(h.record_count));
-            match self
-                .shipper
-                .deliver(entry.id, records, &entry.payload)
-                .await
-            {
-                Outcome::Delivered => {}
-                Outcome::Rejected { status, reason } => {
-                    self.dead_letter(entry.id, status, &reason, &entry.payload)?;
+            let frame = match envelope::frame(&entry.payload) {
+                Ok(f) => f,
+                Err(error) => {
+                    // Written by this agent and checksummed by the spool: only a format from
+                    // a newer agent gets here. Send it as is: the sink rejects what it cannot
+                    // read, and a rejected frame is kept as a dead letter, never lost.
+                    tracing::error!(id = entry.id, %error, "unreadable spool entry");
+                    &entry.payload[..]
                 }
-                Outcome::Abandoned => break,
+            };
+            if !frame.is_empty() {
+                let records =
+                    outpost_proto::parse_header(frame).map_or(0, |h| u64::from(h.record_count));
+                match self.shipper.deliver(entry.id, records, frame).await {
+                    Outcome::Delivered => {}
+                    Outcome::Rejected { status, reason } => {
+                        self.dead_letter(entry.id, status, &reason, frame)?;
+                    }
+                    Outcome::Abandoned => break,
+                }
+            }
+            // Ack only once the checkpoint file covers this entry's positions; else a crash
+            // right after the ack would lose them and the lines would be read again.
+            if self
+                .checkpointed
+                .wait_for(|&c| c >= entry.id)
+                .await
+                .is_err()
+            {
+                break;
             }
             tokio::task::block_in_place(|| {
                 self.spool

@@ -14,6 +14,7 @@
 
 mod collectors;
 mod delivery;
+mod envelope;
 mod writer;
 
 use crate::batch::Batcher;
@@ -115,12 +116,15 @@ pub async fn run(
         },
     )
     .map_err(|e| AgentError::Spool(e.to_string()))?;
-    let (checkpoints, cp_recovery) =
+    let (mut checkpoints, cp_recovery) =
         CheckpointStore::open(&state_dir).map_err(|e| AgentError::Checkpoint(e.to_string()))?;
+    let mut spool = spool;
+    let replayed = replay_positions(&mut spool, &mut checkpoints)?;
+    let checkpointed_through = spool.next_id().saturating_sub(1);
     let first_start = matches!(cp_recovery, crate::state::checkpoint::Recovery::Missing);
     tracing::info!(agent_id = %ident.agent_id, id_source = ?id_source, hostname = %ident.hostname,
         sink = %config.sink.url, inputs = config.logs.len(), spooled = spool.pending(),
-        spool_recovery = ?spool_recovery, checkpoints = checkpoints.len(), first_start,
+        spool_recovery = ?spool_recovery, checkpoints = checkpoints.len(), replayed, first_start,
         "outpost-agent starting");
 
     let sender = HttpSender::new(&config.sink)?;
@@ -134,6 +138,7 @@ pub async fn run(
     let spooled = Arc::new(Notify::new());
     let freed = Arc::new(Notify::new());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (checkpointed_tx, checkpointed_rx) = watch::channel(checkpointed_through);
 
     let (item_tx, item_rx) = mpsc::channel::<Item>(ITEM_CHANNEL);
     let (closed_tx, closed_rx) = mpsc::channel::<Closed>(BATCH_CHANNEL);
@@ -166,6 +171,8 @@ pub async fn run(
             shutdown: shutdown_rx.clone(),
             drain: config.agent.shutdown_timeout,
             stats: writer::WriterStats::default(),
+            checkpointed: checkpointed_tx,
+            last_appended: checkpointed_through,
         }
         .run(closed_rx),
     );
@@ -177,6 +184,7 @@ pub async fn run(
             spooled: spooled.clone(),
             freed: freed.clone(),
             dead_lettered: 0,
+            checkpointed: checkpointed_rx,
         }
         .run(writer_done(&writer)),
     );
@@ -249,6 +257,34 @@ pub async fn run(
         "outpost-agent stopped"
     );
     Ok(summary)
+}
+
+/// Repair the checkpoints from the spool: apply, in order, the positions of every entry still
+/// in it (a crash may have come between spooling them and writing the checkpoint file), then
+/// write the file. Returns how many entries were replayed.
+fn replay_positions(
+    spool: &mut Spool,
+    checkpoints: &mut CheckpointStore,
+) -> Result<u64, AgentError> {
+    let mut after = None;
+    let mut n = 0;
+    while let Some(entry) = spool
+        .next_unacked(after)
+        .map_err(|e| AgentError::Spool(e.to_string()))?
+    {
+        match envelope::positions(&entry.payload) {
+            Ok(positions) => writer::apply(checkpoints, &positions),
+            Err(error) => {
+                tracing::warn!(id = entry.id, %error, "spool entry without readable positions")
+            }
+        }
+        after = Some(entry.id);
+        n += 1;
+    }
+    checkpoints
+        .flush()
+        .map_err(|e| AgentError::Checkpoint(e.to_string()))?;
+    Ok(n)
 }
 
 /// Resolves when the writer task has finished (for the delivery task's drain).

@@ -1,7 +1,13 @@
 //! The writer task: closed batches become frames in the spool (durably), then the file
 //! checkpoints move past the lines they carry. Never the other way round.
+//!
+//! Each spool entry carries the positions its lines complete ([`super::envelope`]); a batch
+//! with positions but no records (a truncation noticed before anything new was read) is spooled
+//! as an entry with an empty frame. So every checkpoint change is in the spool first, and
+//! `checkpointed` tells delivery up to which entry the checkpoint file is written: an entry is
+//! acknowledged (and may vanish from the spool) only after that.
 
-use super::Closed;
+use super::{Closed, envelope};
 use crate::error::AgentError;
 use crate::ship::{drop_unencodable, encode_frames};
 use crate::spool::{Spool, SpoolError};
@@ -41,6 +47,10 @@ pub struct Writer {
     pub shutdown: watch::Receiver<bool>,
     pub drain: Duration,
     pub stats: WriterStats,
+    /// The last spool entry whose positions are in the checkpoint file.
+    pub checkpointed: watch::Sender<u64>,
+    /// The last spool entry appended.
+    pub last_appended: u64,
 }
 
 fn io_err(what: &str, e: impl std::fmt::Display) -> AgentError {
@@ -74,13 +84,13 @@ impl Writer {
     }
 
     async fn flush_checkpoints(&mut self) -> Result<(), AgentError> {
-        if !self.checkpoints.is_dirty() {
-            return Ok(());
+        if self.checkpoints.is_dirty() {
+            // Small (one line a file) and rare (once per batch at most): fine on this thread.
+            tokio::task::block_in_place(|| self.checkpoints.flush())
+                .map_err(|e| AgentError::Checkpoint(e.to_string()))?;
         }
-        // Small (one line a file) and rare (once per batch at most): fine on this thread.
-        tokio::task::block_in_place(|| self.checkpoints.flush())
-            .map(|_| ())
-            .map_err(|e| AgentError::Checkpoint(e.to_string()))
+        self.checkpointed.send_replace(self.last_appended);
+        Ok(())
     }
 
     /// Spool one batch and record its positions. `Ok(false)`: shutdown came while the spool was
@@ -98,25 +108,37 @@ impl Writer {
             );
         }
         let count = batch.records.len() as u64;
-        if !batch.records.is_empty() {
+        let frames = if batch.records.is_empty() {
+            if batch.positions.is_empty() {
+                return Ok(true);
+            }
+            vec![Vec::new()]
+        } else {
             let seq = &mut self.seq;
-            let frames = encode_frames(
+            encode_frames(
                 &self.identity,
                 batch.records,
                 batch.created_ms,
                 self.zstd_level,
                 &mut || seq.allocate(),
             )
-            .map_err(|e| io_err("encoding a batch", e))?;
-            for (_seq, _n, frame) in frames {
-                if !self.append(&frame, deadline).await? {
-                    self.stats.records_unspooled += count;
-                    return Ok(false);
-                }
+            .map_err(|e| io_err("encoding a batch", e))?
+            .into_iter()
+            .map(|(_, _, frame)| frame)
+            .collect()
+        };
+        let last = frames.len() - 1;
+        for (i, frame) in frames.iter().enumerate() {
+            // The positions ride with the last frame: they are complete once it is spooled.
+            let positions = if i == last { &batch.positions[..] } else { &[] };
+            let entry = envelope::seal(frame, positions);
+            if !self.append(&entry, deadline).await? {
+                self.stats.records_unspooled += count;
+                return Ok(false);
             }
-            self.stats.records_spooled += count;
-            self.spooled.notify_one();
         }
+        self.stats.records_spooled += count;
+        self.spooled.notify_one();
         let now_ms = super::unix_ms();
         for p in batch.positions {
             if p.reset {
@@ -149,9 +171,15 @@ impl Writer {
                     .map(|mut s| s.append(frame))
             })?;
             match result {
-                Ok(_) => return Ok(true),
+                Ok(id) => {
+                    self.last_appended = id;
+                    return Ok(true);
+                }
                 Err(SpoolError::Full { needed, available }) => {
                     self.stats.full_waits += 1;
+                    // Delivery acks an entry only once the checkpoint file covers it: publish
+                    // what is spooled so far, or delivery and this wait would wait on each other.
+                    self.flush_checkpoints().await?;
                     if !warned {
                         tracing::warn!(
                             needed,
@@ -179,6 +207,18 @@ impl Writer {
                 () = tokio::time::sleep_until(wake) => {}
                 _ = self.shutdown.changed() => {}
             }
+        }
+    }
+}
+
+/// Record positions in the checkpoint store, in order.
+pub fn apply(store: &mut CheckpointStore, positions: &[crate::collect::logs::tailer::Position]) {
+    let now_ms = super::unix_ms();
+    for p in positions {
+        if p.reset {
+            store.reset(&p.path, p.identity, p.offset, now_ms);
+        } else {
+            store.set(&p.path, p.identity, p.offset, now_ms);
         }
     }
 }
