@@ -110,8 +110,9 @@ pub struct SpoolConfig {
     pub segment_bytes: u64,
 }
 
-/// Smallest `spool.max_bytes`: room for a few frames of the largest size.
-pub const MIN_SPOOL_BYTES: u64 = 4 * outpost_proto::limits::MAX_FRAME_LEN as u64;
+/// Smallest `spool.max_bytes`. It must also hold four of the largest batches (see
+/// `validate`), so a full spool can always take the next batch once one is delivered.
+pub const MIN_SPOOL_BYTES: u64 = 256 * 1024;
 
 /// `[sink]`, resolved.
 #[derive(Debug, Clone)]
@@ -281,11 +282,11 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
             is.add(format!("logs[{i}].service"), "must not be empty");
         }
         let max_line_bytes = match l.max_line_bytes.bytes() {
-            Ok(b) if (16..=16 * 1024 * 1024).contains(&b) => b as usize,
+            Ok(b) if (16..=MAX_BATCH_BYTES).contains(&b) => b as usize,
             Ok(b) => {
                 is.add(
                     format!("logs[{i}].max_line_bytes"),
-                    format!("{b} bytes is out of range (16B to 16MiB)"),
+                    format!("{b} bytes is out of range (16B to 3MiB: one record must fit a frame)"),
                 );
                 0
             }
@@ -393,6 +394,22 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
             1 << 30,
         ),
     };
+
+    let largest_record = logs
+        .iter()
+        .map(|l| l.max_line_bytes as u64)
+        .max()
+        .unwrap_or(0);
+    let largest_batch = (max_bytes as u64).max(largest_record) + 64 * 1024;
+    if spool.max_bytes < 4 * largest_batch {
+        is.add(
+            "spool.max_bytes",
+            format!(
+                "{} bytes cannot hold four of the largest batches (4 x {largest_batch} bytes, from batch.max_bytes and max_line_bytes)",
+                spool.max_bytes
+            ),
+        );
+    }
 
     // [sink]
     let s = &file.sink;
@@ -549,6 +566,20 @@ token_file = "/nonexistent/outpost-token"
             err.issues[0].location,
             Location::Key("logs[0].multiline.start_pattern".into())
         );
+    }
+
+    #[test]
+    fn the_spool_must_hold_four_of_the_largest_batches() {
+        let text =
+            format!("[batch]\nmax_bytes = \"1MiB\"\n[spool]\nmax_bytes = \"4MiB\"\n{MINIMAL}");
+        let err = check(&text).unwrap_err();
+        assert_eq!(
+            err.issues[0].location,
+            Location::Key("spool.max_bytes".into())
+        );
+        let text =
+            format!("[batch]\nmax_bytes = \"64KiB\"\n[spool]\nmax_bytes = \"512KiB\"\n{MINIMAL}");
+        assert!(check(&text).is_ok());
     }
 
     #[test]

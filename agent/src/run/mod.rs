@@ -304,44 +304,62 @@ async fn reload_loop(mut reload: mpsc::Receiver<Config>, tail: collectors::TailC
     }
 }
 
-/// The batcher task: collect records into batches; hand each closed batch, with the file
-/// positions its last records complete, to the writer.
+/// Positions of the records in the open batch, one per file: the newest wins, and a truncation
+/// reset among them is kept.
+fn note_position(open: &mut Vec<Position>, mut position: Position) {
+    open.retain(|p| {
+        let same = p.identity.same_inode(&position.identity);
+        position.reset |= same && p.reset;
+        !same
+    });
+    open.push(position);
+}
+
+/// The batcher task: collect records into batches; hand each closed batch to the writer with
+/// the file positions just past its records (exactly: a batch that closes mid-chunk covers
+/// only the records it holds, so a crash after spooling it re-reads nothing it carried).
 async fn batch_loop(
     mut batcher: Batcher,
     mut items: mpsc::Receiver<Item>,
     out: mpsc::Sender<Closed>,
 ) {
     let mut closed = Vec::new();
-    // Positions whose last record is in the open batch.
+    // Positions just past the records in the open batch.
     let mut open_positions: Vec<Position> = Vec::new();
     loop {
         let deadline = batcher.deadline();
         let mut ready: Vec<Closed> = Vec::new();
+        let close = |records, positions| Closed {
+            records,
+            positions,
+            created_ms: unix_ms(),
+        };
         tokio::select! {
             item = items.recv() => match item {
                 Some(Item::Logs(chunk)) => {
                     let now = Instant::now();
-                    for r in chunk.records {
-                        batcher.push(Record::Log(r), now, &mut closed);
-                        for records in closed.drain(..) {
-                            ready.push(Closed { records, positions: std::mem::take(&mut open_positions), created_ms: unix_ms() });
+                    let TailChunk { records, ends, position } = chunk;
+                    if records.is_empty() {
+                        // A position without records (a truncation noticed): it goes with the
+                        // open batch, or alone.
+                        if batcher.is_empty() {
+                            ready.push(close(Vec::new(), vec![position]));
+                        } else {
+                            note_position(&mut open_positions, position);
                         }
-                    }
-                    let mut position = chunk.position;
-                    // A newer position of the same file supersedes the older one in this batch;
-                    // a truncation reset among them must not be forgotten.
-                    open_positions.retain(|p| {
-                        let same = p.identity.same_inode(&position.identity);
-                        position.reset |= same && p.reset;
-                        !same
-                    });
-                    open_positions.push(position);
-                    if batcher.is_empty() {
-                        // The chunk's records all left in closed batches (or it had none): its
-                        // position goes with the last of them, or alone.
-                        match ready.last_mut() {
-                            Some(last) => last.positions.append(&mut open_positions),
-                            None => ready.push(Closed { records: Vec::new(), positions: std::mem::take(&mut open_positions), created_ms: unix_ms() }),
+                    } else {
+                        for (r, end) in records.into_iter().zip(ends) {
+                            batcher.push(Record::Log(r), now, &mut closed);
+                            let here = Position { offset: end, ..position.clone() };
+                            let filled = batcher.is_empty();
+                            for records in closed.drain(..) {
+                                ready.push(close(records, std::mem::take(&mut open_positions)));
+                            }
+                            match (filled, ready.last_mut()) {
+                                // The record filled a batch: it is in the last closed one.
+                                (true, Some(last)) => note_position(&mut last.positions, here),
+                                _ => note_position(&mut open_positions, here),
+                            }
                         }
                     }
                 }
@@ -350,7 +368,7 @@ async fn batch_loop(
                     for p in points {
                         batcher.push(Record::Metric(p), now, &mut closed);
                         for records in closed.drain(..) {
-                            ready.push(Closed { records, positions: std::mem::take(&mut open_positions), created_ms: unix_ms() });
+                            ready.push(close(records, std::mem::take(&mut open_positions)));
                         }
                     }
                 }
@@ -358,7 +376,7 @@ async fn batch_loop(
             },
             () = sleep_until(deadline), if deadline.is_some() => {
                 if let Some(records) = batcher.poll(Instant::now()) {
-                    ready.push(Closed { records, positions: std::mem::take(&mut open_positions), created_ms: unix_ms() });
+                    ready.push(close(records, std::mem::take(&mut open_positions)));
                 }
             }
         }

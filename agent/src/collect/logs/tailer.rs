@@ -79,7 +79,10 @@ pub struct Position {
 pub struct TailChunk {
     /// The records, in file order (possibly none: a position-only update after a truncation).
     pub records: Vec<LogRecord>,
-    /// Where the file has been read up to.
+    /// For each record, the file offset just past it: a consumer that keeps only some of the
+    /// records (a batch closing mid-chunk) knows exactly how far those cover.
+    pub ends: Vec<u64>,
+    /// Where the file has been read up to (`offset` is the last of `ends`).
     pub position: Position,
 }
 
@@ -379,6 +382,16 @@ impl Tailer {
             }
         }
         let read = self.read_new(i, now, now_ms, emit)?;
+        // The truncation check compares the fingerprint with the file: it must cover the bytes
+        // read, not only those handed out. One taken while the file was empty, followed by a
+        // partial line only, would match any new content after a copytruncate.
+        let t = &mut self.files[i];
+        if !t.identity.covers(t.read_offset)
+            && let Ok(id) = read_identity(&t.file)
+            && id.same_inode(&t.identity)
+        {
+            t.identity = id;
+        }
         // Multiline records that timed out.
         if let Some(j) = self.files[i].multiline.as_mut().and_then(|m| m.poll(now)) {
             self.emit_joined(i, vec![j], now_ms, emit)?;
@@ -388,6 +401,7 @@ impl Tailer {
             let position = self.position_of(i);
             emit(TailChunk {
                 records: Vec::new(),
+                ends: Vec::new(),
                 position,
             })?;
             self.files[i].reset_pending = false;
@@ -458,6 +472,7 @@ impl Tailer {
         let Some(end) = joined.last().map(|j| j.end_offset) else {
             return Ok(());
         };
+        let ends: Vec<u64> = joined.iter().map(|j| j.end_offset).collect();
         let records: Vec<LogRecord> = joined
             .into_iter()
             .map(|j| self.record(i, j, now_ms))
@@ -465,7 +480,11 @@ impl Tailer {
         self.files[i].emitted_offset = end;
         let position = self.position_of(i);
         self.files[i].reset_pending = false;
-        emit(TailChunk { records, position })
+        emit(TailChunk {
+            records,
+            ends,
+            position,
+        })
     }
 
     fn record(&mut self, i: usize, joined: Joined, now_ms: i64) -> LogRecord {

@@ -1,0 +1,238 @@
+//! Shared harness of the agent's binary-level tests: the real `outpost-sink` and
+//! `outpost-agent` binaries, temp configs, and reading what the sink stored.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any wait in these tests may take before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+pub fn agent_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_outpost-agent"))
+}
+
+pub fn sink_bin() -> PathBuf {
+    let p = agent_bin().with_file_name("outpost-sink");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p outpost-sink`) first",
+        p.display()
+    );
+    p
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Send a signal with the `kill` command (no unsafe code needed).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} failed");
+    }
+
+    /// Wait for exit, with the deadline.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return s;
+            }
+            assert!(start.elapsed() < DEADLINE, "process did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start the sink on `listen` (e.g. `127.0.0.1:0`); returns it and its base URL.
+pub fn start_sink(listen: &str, data: &Path, token: &Path) -> (Proc, String) {
+    let mut child = Command::new(sink_bin())
+        .args(["serve", "--listen", listen, "--data"])
+        .arg(data)
+        .arg("--token-file")
+        .arg(token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("outpost-sink listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from the sink: {line:?}"))
+        .to_owned();
+    (Proc(child), url)
+}
+
+/// Start the agent; its stderr goes to `log`.
+pub fn start_agent(config: &Path, log: &Path) -> Proc {
+    let err = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Proc(
+        Command::new(agent_bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stderr(err)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+pub fn append(path: &Path, lines: &[String]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Every stored log message, with how often it was stored.
+pub fn stored_messages(data: &Path) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    let mut stack = vec![data.join("logs")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".ndjson.zst") {
+                let raw = std::fs::read(&p).unwrap();
+                let text = zstd::bulk::decompress(&raw, 64 << 20).unwrap();
+                for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+                    *out.entry(v["message"].as_str().unwrap().to_owned())
+                        .or_default() += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Poll `done` until it holds, failing after [`DEADLINE`].
+pub fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Assert every expected line is stored exactly once and nothing else is.
+pub fn assert_exactly_once(data: &Path, expected: &[String]) {
+    let stored = stored_messages(data);
+    let dups: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(dups.is_empty(), "stored more than once: {dups:?}");
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|l| !stored.contains_key(*l))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "never stored: {missing:?}");
+    assert_eq!(stored.len(), expected.len(), "unexpected extra lines");
+}
+
+/// A test directory: token, logs dir, data dir, and a config writer.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// A fresh directory. With `OUTPOST_KEEP_TEST_DIRS` set it is kept (and its path printed)
+    /// for a post-mortem.
+    pub fn new() -> Self {
+        let mut dir = tempfile::tempdir().unwrap();
+        if std::env::var_os("OUTPOST_KEEP_TEST_DIRS").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("test directory kept: {}", dir.path().display());
+        }
+        std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        std::fs::write(dir.path().join("token"), "test-token\n").unwrap();
+        Self { dir }
+    }
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    pub fn data(&self) -> PathBuf {
+        self.path("data")
+    }
+    pub fn token(&self) -> PathBuf {
+        self.path("token")
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.path("logs")
+    }
+    /// Write `agent.toml` for `sink_url`; `extra` is appended (more sections).
+    pub fn config(&self, sink_url: &str, logs_glob: &str, extra: &str) -> PathBuf {
+        let cfg = self.path("agent.toml");
+        let text = format!(
+            r#"[agent]
+state_dir = "{state}"
+hostname = "test-host"
+id = "test-agent"
+shutdown_timeout = "5s"
+
+[host]
+enabled = false
+
+[tail]
+poll_interval = "20ms"
+rotate_wait = "1s"
+
+[[logs]]
+paths = ["{logs}/{logs_glob}"]
+service = "app"
+
+[sink]
+kind = "http"
+url = "{sink_url}"
+token_file = "{token}"
+timeout = "5s"
+{extra}"#,
+            state = self.path("state").display(),
+            logs = self.logs().display(),
+            token = self.token().display(),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        cfg
+    }
+}
