@@ -5,8 +5,6 @@
 mod common;
 
 use common::*;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 const FAST_BATCH: &str = "[batch]\nmax_records = 200\nmax_bytes = \"32KiB\"\nmax_age = \"50ms\"\n";
@@ -15,48 +13,6 @@ fn lines(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
     range
         .map(|i| format!("{prefix} {i:06} lorem ipsum dolor"))
         .collect()
-}
-
-/// Appends numbered lines in a thread until stopped; returns every line written.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    written: Arc<AtomicUsize>,
-    handle: Option<std::thread::JoinHandle<Vec<String>>>,
-}
-
-impl Writer {
-    fn start(path: std::path::PathBuf, prefix: &'static str, per_burst: usize) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let written = Arc::new(AtomicUsize::new(0));
-        let (s, w) = (stop.clone(), written.clone());
-        let handle = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            while !s.load(Ordering::Relaxed) {
-                let n = all.len();
-                let burst = lines(prefix, n..n + per_burst);
-                append(&path, &burst);
-                all.extend(burst);
-                w.store(all.len(), Ordering::Relaxed);
-                // Pacing of the writer (a rate), not synchronisation.
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            all
-        });
-        Self {
-            stop,
-            written,
-            handle: Some(handle),
-        }
-    }
-
-    fn written(&self) -> usize {
-        self.written.load(Ordering::Relaxed)
-    }
-
-    fn finish(mut self) -> Vec<String> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.take().unwrap().join().unwrap()
-    }
 }
 
 #[test]

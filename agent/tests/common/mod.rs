@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long any wait in these tests may take before it fails.
@@ -234,5 +236,77 @@ timeout = "5s"
         );
         std::fs::write(&cfg, text).unwrap();
         cfg
+    }
+}
+
+/// Numbered lines `PREFIX NNNNNN lorem ipsum dolor`.
+pub fn lines(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range
+        .map(|i| format!("{prefix} {i:06} lorem ipsum dolor"))
+        .collect()
+}
+
+/// Appends numbered lines in a thread until stopped, keeping its file open like a daemon
+/// does (O_APPEND); [`Writer::reopen`] makes it open the path again, as a daemon does when
+/// logrotate's `postrotate` signals it.
+pub struct Writer {
+    stop: Arc<AtomicBool>,
+    reopen: Arc<AtomicBool>,
+    written: Arc<AtomicUsize>,
+    handle: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Writer {
+    pub fn start(path: std::path::PathBuf, prefix: &'static str, per_burst: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let reopen = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(AtomicUsize::new(0));
+        let (s, r, w) = (stop.clone(), reopen.clone(), written.clone());
+        let open = move || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap()
+        };
+        let handle = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let mut file = open();
+            while !s.load(Ordering::Relaxed) {
+                if r.swap(false, Ordering::Relaxed) {
+                    file = open();
+                }
+                let n = all.len();
+                let burst = lines(prefix, n..n + per_burst);
+                let mut text = burst.join("\n");
+                text.push('\n');
+                file.write_all(text.as_bytes()).unwrap();
+                all.extend(burst);
+                w.store(all.len(), Ordering::Relaxed);
+                // Pacing of the writer (a rate), not synchronisation.
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            all
+        });
+        Self {
+            stop,
+            reopen,
+            written,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn written(&self) -> usize {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Open the path again before the next burst.
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Relaxed);
+    }
+
+    pub fn finish(mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap()
     }
 }
