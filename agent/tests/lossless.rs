@@ -214,3 +214,56 @@ fn a_corrupt_spool_segment_is_set_aside_and_the_agent_goes_on() {
     let stored = stored_messages(&env.data());
     assert!(stored.values().all(|&n| n == 1), "nothing stored twice");
 }
+
+#[test]
+fn sighup_adds_an_input_without_losing_a_position_and_a_bad_config_is_refused() {
+    let env = Env::new();
+    let (_sink, url) = start_sink("127.0.0.1:0", &env.data(), &env.token());
+    std::fs::create_dir_all(env.logs().join("b")).unwrap();
+    let cfg = env.config(&url, "*.log", FAST_BATCH);
+    let log = env.path("agent.log");
+    let mut agent = start_agent(&cfg, &log);
+    let a = env.logs().join("a.log");
+    let mut expected = lines("a-before", 0..100);
+    append(&a, &expected);
+    poll_until("a.log's first lines", || {
+        stored_messages(&env.data()).len() == 100
+    });
+
+    // Add an input and reload.
+    let extra = format!(
+        "{FAST_BATCH}[[logs]]\npaths = [\"{}/b/*.log\"]\nservice = \"b\"\n",
+        env.logs().display()
+    );
+    env.config(&url, "*.log", &extra);
+    agent.signal("-HUP");
+    poll_until("the reload", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("config reloaded"))
+    });
+    let b_lines = lines("b", 0..50);
+    append(&env.logs().join("b").join("b.log"), &b_lines);
+    expected.extend(b_lines);
+    let more = lines("a-after", 0..50);
+    append(&a, &more);
+    expected.extend(more);
+    poll_until("both inputs' lines", || {
+        stored_messages(&env.data()).len() >= expected.len()
+    });
+
+    // A broken config is refused; the agent keeps running on the old one.
+    std::fs::write(&cfg, "[sink]\nkind = \"carrier-pigeon\"\n").unwrap();
+    agent.signal("-HUP");
+    poll_until("the refusal", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("config rejected"))
+    });
+    let last = lines("a-last", 0..10);
+    append(&a, &last);
+    expected.extend(last);
+    poll_until("lines after the refused reload", || {
+        stored_messages(&env.data()).len() >= expected.len()
+    });
+    assert!(agent.is_running());
+    agent.signal("-TERM");
+    assert_eq!(agent.wait().code(), Some(0));
+    assert_exactly_once(&env.data(), &expected);
+}
