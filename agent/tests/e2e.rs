@@ -4,95 +4,28 @@
 //! Needs the sink binary built beside the agent's: `cargo test --workspace` builds both.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-const DEADLINE: Duration = Duration::from_secs(60);
-
-fn agent_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_outpost-agent"))
-}
-
-fn sink_bin() -> PathBuf {
-    let p = agent_bin().with_file_name("outpost-sink");
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build -p outpost-sink`) first",
-        p.display()
-    );
-    p
-}
-
-/// A child process killed when dropped, so a failing test leaves nothing running.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_sink(data: &Path, token: &Path) -> (Proc, String) {
-    let mut child = Command::new(sink_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .arg("--token-file")
-        .arg(token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("outpost-sink listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line from the sink: {line:?}"))
-        .to_owned();
-    (Proc(child), url)
-}
-
-fn append(path: &Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
-}
-
-/// Every stored log message, with how often it was stored.
-fn stored_messages(data: &Path) -> HashMap<String, usize> {
-    let mut out = HashMap::new();
-    let root = data.join("logs");
-    let mut stack = vec![root];
+/// Every stored NDJSON object (all files), for field checks.
+fn stored_objects(data: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut stack = vec![data.join("logs")];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
             } else if p.to_string_lossy().ends_with(".ndjson.zst") {
-                let raw = std::fs::read(&p).unwrap();
-                let text = zstd::bulk::decompress(&raw, 64 << 20).unwrap();
-                for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                    let v: serde_json::Value = serde_json::from_slice(line).unwrap();
-                    assert_eq!(v["host"], "e2e-host");
-                    assert_eq!(v["service"], "app");
-                    assert!(v["ts"].as_str().unwrap().ends_with('Z'));
-                    *out.entry(v["message"].as_str().unwrap().to_owned())
-                        .or_default() += 1;
-                }
+                let text = zstd::bulk::decompress(&std::fs::read(&p).unwrap(), 64 << 20).unwrap();
+                out.extend(
+                    text.split(|&b| b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap()),
+                );
             }
         }
     }
@@ -112,14 +45,6 @@ fn metric_count(db: &Path, name: &str) -> i64 {
         |r| r.get(0),
     )
     .unwrap_or(0)
-}
-
-fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn write_config(dir: &Path, sink_url: &str, token: &Path) -> PathBuf {
@@ -166,21 +91,14 @@ fn every_line_arrives_exactly_once_and_host_metrics_reach_the_db() {
     std::fs::create_dir_all(&logs).unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "  s3cret-token\n").unwrap();
-    let (_sink, url) = start_sink(&data, &token);
+    let (_sink, url) = start_sink("127.0.0.1:0", &data, &token);
 
     let app = logs.join("app.log");
     let before: Vec<String> = (0..100).map(|i| format!("before {i} INFO ready")).collect();
     append(&app, &before);
 
     let cfg = write_config(dir.path(), &url, &token);
-    let mut agent = Proc(
-        Command::new(agent_bin())
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let mut agent = start_agent(&cfg, &dir.path().join("agent.log"));
 
     let mut expected: Vec<String> = before.clone();
     for round in 0..5 {
@@ -207,24 +125,14 @@ fn every_line_arrives_exactly_once_and_host_metrics_reach_the_db() {
             && metric_count(&data.join("metrics.db"), "memory.utilization") > 0
     });
 
-    let status = Command::new("kill")
-        .args(["-TERM", &agent.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let start = Instant::now();
-    let exit = loop {
-        if let Some(s) = agent.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "agent did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(exit.code(), Some(0), "SIGTERM exits 0");
+    agent.signal("-TERM");
+    assert_eq!(agent.wait().code(), Some(0), "SIGTERM exits 0");
 
+    for obj in stored_objects(&data) {
+        assert_eq!(obj["host"], "e2e-host");
+        assert_eq!(obj["service"], "app");
+        assert!(obj["ts"].as_str().unwrap().ends_with('Z'));
+    }
     let stored = stored_messages(&data);
     assert_eq!(stored.len(), expected.len(), "no unexpected lines");
     for line in &expected {

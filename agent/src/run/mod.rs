@@ -216,26 +216,8 @@ pub async fn run(
     batcher
         .await
         .map_err(|e| AgentError::Internal(format!("batcher: {e}")))?;
-    let written = match writer_result {
-        Some(r) => r,
-        None => writer.await,
-    }
-    .map_err(|e| AgentError::Internal(format!("writer: {e}")))
-    .and_then(|r| r)
-    .unwrap_or_else(|e| {
-        fatal.get_or_insert(e);
-        writer::WriterStats::default()
-    });
-    let delivered = match delivery_result {
-        Some(r) => r,
-        None => delivery.await,
-    }
-    .map_err(|e| AgentError::Internal(format!("delivery: {e}")))
-    .and_then(|r| r)
-    .unwrap_or_else(|e| {
-        fatal.get_or_insert(e);
-        delivery::DeliveryStats::default()
-    });
+    let written = finish("writer", writer_result, writer, &mut fatal).await;
+    let delivered = finish("delivery", delivery_result, delivery, &mut fatal).await;
     if let Some(e) = fatal {
         return Err(e);
     }
@@ -396,6 +378,27 @@ async fn batch_loop(
             })
             .await;
     }
+}
+
+/// The result of a task that may already have finished; an error is kept in `fatal` (the
+/// first one wins) and the task's default stats stand in.
+async fn finish<T: Default>(
+    name: &str,
+    early: Option<Result<Result<T, AgentError>, tokio::task::JoinError>>,
+    task: tokio::task::JoinHandle<Result<T, AgentError>>,
+    fatal: &mut Option<AgentError>,
+) -> T {
+    let result = match early {
+        Some(r) => r,
+        None => task.await,
+    };
+    result
+        .map_err(|e| AgentError::Internal(format!("{name}: {e}")))
+        .and_then(|r| r)
+        .unwrap_or_else(|e| {
+            fatal.get_or_insert(e);
+            T::default()
+        })
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
