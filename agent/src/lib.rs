@@ -14,6 +14,7 @@ mod run;
 pub mod ship;
 pub mod spool;
 pub mod state;
+pub mod status;
 
 pub use error::AgentError;
 pub use run::{RunSummary, run, unix_ms};

@@ -32,6 +32,16 @@ enum Command {
     },
     /// Print one host sample as JSON on stdout.
     Sample,
+    /// Show what the state directory says: file positions and lag, spool size, last
+    /// acknowledged delivery, dead letters. Safe while the agent runs.
+    Status {
+        /// The config file (for `agent.state_dir`).
+        #[arg(long, short, default_value = "/etc/outpost/agent.toml")]
+        config: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,6 +58,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Sample => report(sample()),
+        Command::Status { config, json } => report(status(&config, json)),
         Command::Run { config } => report(run_agent(config)),
     }
 }
@@ -70,6 +81,20 @@ fn init_tracing() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+}
+
+fn status(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let s = outpost_agent::status::read(&config.agent.state_dir);
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &s)?;
+        writeln!(out)?;
+    } else {
+        let now = u64::try_from(unix_ms()).unwrap_or(0);
+        write!(out, "{}", outpost_agent::status::render(&s, now))?;
+    }
+    Ok(())
 }
 
 fn sample() -> anyhow::Result<()> {

@@ -45,6 +45,38 @@ fn restarts_resume_where_they_stopped_even_across_a_rotation() {
     agent.signal("-TERM");
     assert_eq!(agent.wait().code(), Some(0));
     assert_exactly_once(&env.data(), &expected);
+
+    // `status` reads the same state: app.log fully read, nothing left in the spool.
+    let out = std::process::Command::new(agent_bin())
+        .args(["status", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = status["files"].as_array().unwrap();
+    let at_app: Vec<&str> = files
+        .iter()
+        .filter(|f| f["path"] == app.to_str().unwrap())
+        .map(|f| f["state"].as_str().unwrap())
+        .collect();
+    // The file rotated away (recorded under its original name) and the new one.
+    assert_eq!(at_app.len(), 2, "{status}");
+    assert!(
+        at_app.contains(&"rotated") && at_app.contains(&"same"),
+        "{status}"
+    );
+    let current = files
+        .iter()
+        .find(|f| f["path"] == app.to_str().unwrap() && f["state"] == "same")
+        .unwrap();
+    assert_eq!(current["lag_bytes"], 0);
+    assert!(status["last_ack_ms"].as_u64().is_some());
+    assert_eq!(status["dead_letters"], 0);
 }
 
 #[test]
