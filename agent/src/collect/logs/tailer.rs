@@ -101,8 +101,6 @@ struct Tracked {
     splitter: LineSplitter,
     multiline: Option<Multiline>,
     moved_at: Option<Instant>,
-    /// File length at the last poll.
-    last_len: u64,
     /// Found rotated at start: nobody writes it any more, close at its end.
     rotated: bool,
     reset_pending: bool,
@@ -225,6 +223,12 @@ impl Tailer {
             let Some(input) = self.input_for(&cp.path) else {
                 continue;
             };
+            if cp.identity.fingerprint.is_none() {
+                // Recorded while the file was empty (a truncation): no bytes to tell it from
+                // another file that reused its inode, such as the copy copytruncate made of
+                // the new file at the path. Read that copy from 0 and its lines come twice.
+                continue;
+            }
             let still_there = File::open(&cp.path)
                 .and_then(|f| cp.identity.matches(&f))
                 .unwrap_or(false);
@@ -284,7 +288,6 @@ impl Tailer {
                 Multiline::new(m.start_pattern.clone(), inp.max_line_bytes, m.flush_timeout)
             }),
             moved_at: None,
-            last_len: offset,
             rotated: false,
             reset_pending: false,
         }
@@ -362,13 +365,11 @@ impl Tailer {
         };
         let t = &self.files[i];
         let len = meta.len();
-        // A file that shrank, or that grew while its first bytes changed: truncated (copytruncate)
-        // and written again, perhaps already past our old position.
+        // A file that shrank, or whose first bytes changed: truncated (copytruncate) and written
+        // again, perhaps already back to or past our old position. The fingerprint is checked at
+        // every poll, not only when the size changed: the new content can have the old length.
         let truncated = len < t.read_offset
-            || (len != t.last_len
-                && t.read_offset > 0
-                && !t.identity.matches(&t.file).unwrap_or(true));
-        self.files[i].last_len = len;
+            || (t.read_offset > 0 && !t.identity.matches(&t.file).unwrap_or(true));
         if truncated {
             tracing::info!(path = %self.files[i].source.display(), "file was truncated; reading it again from the start");
             self.stats.truncations += 1;
