@@ -108,7 +108,7 @@ pub async fn run(
         tracing::warn!(path = %state_dir.join("seq").display(), "sequence file was corrupt; continuing from the clock");
     }
     let ident = identity(agent_id, hostname);
-    let (spool, spool_recovery) = Spool::open(
+    let (mut spool, spool_recovery) = Spool::open(
         &state_dir.join("spool"),
         SpoolOptions {
             max_bytes: config.spool.max_bytes,
@@ -118,7 +118,6 @@ pub async fn run(
     .map_err(|e| AgentError::Spool(e.to_string()))?;
     let (mut checkpoints, cp_recovery) =
         CheckpointStore::open(&state_dir).map_err(|e| AgentError::Checkpoint(e.to_string()))?;
-    let mut spool = spool;
     let replayed = replay_positions(&mut spool, &mut checkpoints)?;
     let checkpointed_through = spool.next_id().saturating_sub(1);
     let first_start = matches!(cp_recovery, crate::state::checkpoint::Recovery::Missing);
