@@ -99,8 +99,12 @@ pub fn spawn_tailer(
             {
                 break;
             }
-            if thread_stop.load(Ordering::Relaxed) || watcher.wait(tailer.deadline()) == Woken::Stop
-            {
+            if thread_stop.load(Ordering::Relaxed) {
+                break;
+            }
+            // Catching up (a read budget was hit): read on at once; a file being read from
+            // behind sends no events to wait for.
+            if !tailer.is_behind() && watcher.wait(tailer.deadline()) == Woken::Stop {
                 break;
             }
         }

@@ -124,6 +124,8 @@ pub struct Tailer {
     started: bool,
     stats: TailStats,
     buf: Vec<u8>,
+    /// The last poll stopped reading some file at its read budget, not at its end.
+    behind: bool,
 }
 
 impl Tailer {
@@ -137,6 +139,7 @@ impl Tailer {
             started: false,
             stats: TailStats::default(),
             buf: Vec::new(),
+            behind: false,
         }
     }
 
@@ -189,12 +192,20 @@ impl Tailer {
             .min()
     }
 
+    /// Whether the last poll left data unread in some file (it stopped at [`READ_BUDGET`]): the
+    /// caller should poll again at once rather than wait for a change, since a file being
+    /// caught up on produces no events.
+    pub fn is_behind(&self) -> bool {
+        self.behind
+    }
+
     /// Discover new files, read new data from all, close files that are gone.
     pub fn poll(&mut self, now: Instant, now_ms: i64, emit: &mut Emit<'_>) -> Result<(), Stopped> {
         if !self.started {
             self.recover_rotated();
         }
         self.discover();
+        self.behind = false;
         let mut i = 0;
         while i < self.files.len() {
             if self.service(i, now, now_ms, emit)? {
@@ -408,6 +419,7 @@ impl Tailer {
             self.files[i].reset_pending = false;
         }
         if !read.at_eof {
+            self.behind = true;
             return Ok(true);
         }
         let t = &mut self.files[i];
@@ -858,6 +870,27 @@ mod tests {
         let (lines, pos) = poll_at(&mut t, now + Duration::from_secs(1));
         assert_eq!(lines, ["2 ok"]);
         assert_eq!(pos[0].offset, 26);
+    }
+
+    #[test]
+    fn a_poll_that_hits_the_read_budget_reports_it_is_behind() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.log");
+        let line = "x".repeat(1000);
+        let n = READ_BUDGET / 1000 + 100;
+        append(&a, &format!("{line}\n").repeat(n));
+        let mut t = Tailer::new(
+            vec![input(d.path(), ReadFrom::Beginning)],
+            vec![],
+            opts(true),
+        );
+        let now = Instant::now();
+        let first = poll(&mut t, now).len();
+        assert!(first < n);
+        assert!(t.is_behind(), "data is left to read");
+        let second = poll(&mut t, now).len();
+        assert_eq!(first + second, n);
+        assert!(!t.is_behind());
     }
 
     #[test]
