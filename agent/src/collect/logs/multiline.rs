@@ -100,6 +100,15 @@ impl Multiline {
         open.last_line_at.checked_add(self.flush_timeout)
     }
 
+    /// Count `now` as activity of the open record, if one is open: the caller knows its next
+    /// lines are already written and only waiting to be read (the reader was held back), so
+    /// the record must not time out meanwhile.
+    pub fn touch(&mut self, now: Instant) {
+        if let Some(open) = &mut self.open {
+            open.last_line_at = open.last_line_at.max(now);
+        }
+    }
+
     /// Emit the open record now (end of file, rotation, truncation, shutdown).
     pub fn flush(&mut self) -> Option<Joined> {
         self.open.take().map(|open| open.record)

@@ -101,6 +101,8 @@ struct Tracked {
     splitter: LineSplitter,
     multiline: Option<Multiline>,
     moved_at: Option<Instant>,
+    /// The last read stopped at the read budget: data was left waiting.
+    behind: bool,
     /// Found rotated at start: nobody writes it any more, close at its end.
     rotated: bool,
     reset_pending: bool,
@@ -299,6 +301,7 @@ impl Tailer {
                 Multiline::new(m.start_pattern.clone(), inp.max_line_bytes, m.flush_timeout)
             }),
             moved_at: None,
+            behind: false,
             rotated: false,
             reset_pending: false,
         }
@@ -393,7 +396,15 @@ impl Tailer {
                 t.identity = id;
             }
         }
+        if self.files[i].behind
+            && let Some(m) = self.files[i].multiline.as_mut()
+        {
+            // The open record's next lines were already in the file while we were held back:
+            // it has not timed out.
+            m.touch(now);
+        }
         let read = self.read_new(i, now, now_ms, emit)?;
+        self.files[i].behind = !read.at_eof;
         // The truncation check compares the fingerprint with the file: it must cover the bytes
         // read, not only those handed out. One taken while the file was empty, followed by a
         // partial line only, would match any new content after a copytruncate.
@@ -404,8 +415,10 @@ impl Tailer {
         {
             t.identity = id;
         }
-        // Multiline records that timed out.
-        if let Some(j) = self.files[i].multiline.as_mut().and_then(|m| m.poll(now)) {
+        // Multiline records that timed out (only at the end of what is written).
+        if read.at_eof
+            && let Some(j) = self.files[i].multiline.as_mut().and_then(|m| m.poll(now))
+        {
             self.emit_joined(i, vec![j], now_ms, emit)?;
         }
         if self.files[i].reset_pending {
@@ -891,6 +904,43 @@ mod tests {
         let second = poll(&mut t, now).len();
         assert_eq!(first + second, n);
         assert!(!t.is_behind());
+    }
+
+    #[test]
+    fn a_multiline_record_does_not_time_out_while_its_lines_wait_to_be_read() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.log");
+        let mut inp = input(d.path(), ReadFrom::Beginning);
+        inp.max_line_bytes = 1024 * 1024;
+        inp.multiline = Some(MultilineConfig {
+            start_pattern: regex::bytes::Regex::new(r"^START").unwrap(),
+            flush_timeout: Duration::from_secs(1),
+        });
+        // Records before the trace fill most of a poll's read budget, so the budget ends in
+        // the middle of the trace: its tail is read by the next poll.
+        let filler = format!("START filler {}\n", "f".repeat(1000));
+        let fillers = READ_BUDGET / filler.len() - 20;
+        let trace = format!(
+            "START trace\n{}",
+            format!("  at {}\n", "x".repeat(1000)).repeat(200)
+        );
+        append(
+            &a,
+            &format!("{}{trace}START next\n", filler.repeat(fillers)),
+        );
+        let mut t = Tailer::new(vec![inp], vec![], opts(true));
+        let now = Instant::now();
+        let first = poll(&mut t, now);
+        assert_eq!(first.len(), fillers);
+        assert!(t.is_behind());
+        // The next poll comes long after the flush timeout (the pipeline was blocked).
+        let got = poll(&mut t, now + Duration::from_secs(10));
+        assert_eq!(got.len(), 1, "only the trace: `START next` is still open");
+        assert_eq!(
+            got[0],
+            trace.trim_end(),
+            "the trace is one record, not cut in two"
+        );
     }
 
     #[test]

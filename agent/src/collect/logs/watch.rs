@@ -65,6 +65,12 @@ pub fn watch_root(pattern: &str) -> (PathBuf, RecursiveMode) {
     (root, mode)
 }
 
+/// Whether an event can mean new data or new files. Reads and opens do not: the tailer's own
+/// scan opens the watched directory, and waking on that made an idle agent poll without end.
+pub fn wakes(kind: &notify::EventKind) -> bool {
+    !matches!(kind, notify::EventKind::Access(_))
+}
+
 /// Waits for changes or the next scheduled poll.
 pub struct DirWatcher {
     _watcher: Option<RecommendedWatcher>,
@@ -102,7 +108,7 @@ impl DirWatcher {
     pub fn rewatch(&mut self, patterns: &[String]) {
         let events = self.tx.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok() {
+            if res.is_ok_and(|e| wakes(&e.kind)) {
                 let _ = events.send(Wake::Changed);
             }
         })
@@ -209,6 +215,19 @@ mod tests {
         std::fs::write(dir.path().join("a.log"), "x\n").unwrap();
         // With a one-hour rescan interval, only the event can end this wait.
         assert_eq!(w.wait(None), Woken::Poll);
+    }
+
+    #[test]
+    fn the_tailers_own_reads_do_not_wake_it() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+        assert!(!wakes(&notify::EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!wakes(&notify::EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(wakes(&notify::EventKind::Modify(ModifyKind::Any)));
+        assert!(wakes(&notify::EventKind::Create(CreateKind::File)));
     }
 
     #[test]
