@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: outpost-agent shipping to a local outpost-sink, in three phases.
+#
+#   bench/e2e.sh [--size 1GiB] [--live-seconds 60] [--idle-seconds 60] [--rate 10000]
+#                [--results FILE] [--perf DIR] [--keep] [--no-multiline] [--catchup-timeout 3600]
+#
+# 1. catch-up: a generated log of --size bytes (nginx, JSON and Java lines with stack traces),
+#    read from the beginning; time until the agent's checkpoint reaches the end of the file (all
+#    of it spooled), and until the spool is drained (all of it delivered). Beside it, on the same
+#    file: `cat FILE >/dev/null` and `zstd -T1 -c -3 FILE >/dev/null`.
+# 2. live: a writer appends --rate lines/s in bursts every 10 ms for --live-seconds (after a 2 s
+#    warm-up); the agent's CPU and RSS over that window.
+# 3. idle: host sampling every 10 s and 10 quiet files, for --idle-seconds; CPU and RSS.
+# A phase with size or seconds 0 is skipped. Everything happens in a temporary directory
+# (removed at the end unless --keep); the results are written as JSON to --results (default
+# ./e2e-results.json) and a summary table is printed. --perf DIR profiles each phase's agent
+# with `perf record -e cpu-clock` (which costs CPU: its figures are then not the reference ones)
+# and writes the top of `perf report` to DIR/PHASE.txt. Every agent follows its files with
+# `[logs.multiline] start_pattern = '^[0-9{]'` (default flush_timeout), unless --no-multiline.
+# Details in docs/performance.md.
+set -euo pipefail
+export LC_ALL=C  # a decimal point in $EPOCHREALTIME, whatever the caller's locale
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+helper=("python3" "$here/e2e.py")
+
+size=1GiB live_seconds=60 idle_seconds=60 rate=10000 results=e2e-results.json
+perf_dir="" keep=0 catchup_timeout=3600 multiline=1
+usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit "${1:-0}"; }
+while (($#)); do
+  case $1 in
+    --size) size=$2; shift 2 ;;
+    --live-seconds) live_seconds=$2; shift 2 ;;
+    --idle-seconds) idle_seconds=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
+    --results) results=$2; shift 2 ;;
+    --perf) perf_dir=$2; shift 2 ;;
+    --catchup-timeout) catchup_timeout=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    --no-multiline) multiline=0; shift ;;
+    -h | --help) usage ;;
+    *) echo "e2e.sh: unknown argument $1" >&2; usage 2 ;;
+  esac
+done
+bytes() { # 1GiB, 512MiB, 64KiB, 1GB, 1MB, or a bare number of bytes
+  local v=$1 n u
+  n=${v%%[!0-9]*} u=${v#"$n"}
+  [ -n "$n" ] || { echo "e2e.sh: bad size $v" >&2; exit 2; }
+  case $u in
+    "") echo "$n" ;; KiB) echo $((n << 10)) ;; MiB) echo $((n << 20)) ;; GiB) echo $((n << 30)) ;;
+    KB) echo $((n * 1000)) ;; MB) echo $((n * 1000000)) ;; GB) echo $((n * 1000000000)) ;;
+    *) echo "e2e.sh: bad size $v" >&2; exit 2 ;;
+  esac
+}
+size_bytes=$(bytes "$size")
+case $results in /*) ;; *) results="$PWD/$results" ;; esac
+if [ -n "$perf_dir" ]; then
+  mkdir -p "$perf_dir" && perf_dir=$(cd "$perf_dir" && pwd)
+  command -v perf >/dev/null || { echo "e2e.sh: --perf needs perf" >&2; exit 1; }
+fi
+for tool in cargo python3 zstd getconf; do
+  command -v "$tool" >/dev/null || { echo "e2e.sh: $tool is needed" >&2; exit 1; }
+done
+clk_tck=$(getconf CLK_TCK)
+
+echo "== building outpost-agent and outpost-sink (release)"
+(cd "$repo" && cargo build --release --locked -p outpost-agent -p outpost-sink)
+target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/outpost-e2e.XXXXXX")
+work=$(cd "$work" && pwd -P)  # the agent records resolved paths
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if ((keep)); then echo "kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+# Copies: a build started by someone else during the run cannot change what is measured.
+mkdir -p "$work/bin"
+cp "$target_dir/release/outpost-agent" "$target_dir/release/outpost-sink" "$work/bin/"
+bin=$work/bin
+
+git_rev=$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git_dirty=$(cd "$repo" && git status --porcelain -- agent proto sink Cargo.toml Cargo.lock 2>/dev/null |
+  awk '{print $2}' | paste -sd, -)
+"${helper[@]}" meta \
+  "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  "command=bench/e2e.sh --size $size --live-seconds $live_seconds --idle-seconds $idle_seconds --rate $rate$( ((multiline)) || echo ' --no-multiline')" \
+  "multiline=$multiline" \
+  "nproc=$(nproc)" \
+  "cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)" \
+  "mem_total=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)" \
+  "kernel=$(uname -r)" \
+  "rustc=$(rustc --version 2>/dev/null)" \
+  "zstd=$(zstd --version 2>/dev/null | grep -o "v[0-9.]*" | head -1)" \
+  "profile=release ([profile.release] of Cargo.toml)" \
+  "git_rev=$git_rev" "uncommitted_changes=$git_dirty" \
+  "clk_tck=$clk_tck" "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)" >"$work/meta.json"
+
+echo "== starting outpost-sink"
+mkdir -p "$work/sink"
+coproc SINK { exec "$bin/outpost-sink" serve --listen 127.0.0.1:0 --data "$work/sink" 2>"$work/sink.log"; }
+sink_pid=$SINK_PID
+pids+=("$sink_pid")
+read -r -t 30 first <&"${SINK[0]}" || { echo "sink did not start:" >&2; cat "$work/sink.log" >&2; exit 1; }
+url=${first#outpost-sink listening on }
+echo "   $first"
+
+# agent_config NAME HOST_SECTION LOG_GLOB EXTRA: the config of one phase's agent.
+agent_config() {
+  mkdir -p "$work/$1/state"
+  cat >"$work/$1/agent.toml" <<TOML
+[agent]
+id = "e2e-$1"
+hostname = "e2e-bench"
+state_dir = "$work/$1/state"
+[host]
+$2
+[[logs]]
+paths = ["$3"]
+service = "e2e"
+read_from = "beginning"
+$multiline_section
+[spool]
+max_bytes = "2GiB"
+[sink]
+kind = "http"
+url = "$url"
+TOML
+  "$bin/outpost-agent" check-config --config "$work/$1/agent.toml"
+}
+multiline_section=""
+((multiline)) && multiline_section=$'[logs.multiline]\nstart_pattern = \'^[0-9{]\''
+agent_pid="" perf_pid=""
+start_agent() {
+  t0=$EPOCHREALTIME
+  if [ -z "$perf_dir" ]; then
+    "$bin/outpost-agent" run --config "$work/$1/agent.toml" 2>"$work/$1-agent.log" &
+    agent_pid=$!
+  else
+    # Under perf from its first instruction (perf record -p would miss threads started later).
+    perf record -q -e cpu-clock -o "$work/$1.perf.data" -- \
+      "$bin/outpost-agent" run --config "$work/$1/agent.toml" 2>"$work/$1-agent.log" &
+    perf_pid=$!
+    pids+=("$perf_pid")
+    agent_pid=""
+    for _ in $(seq 200); do
+      agent_pid=$(pgrep -P "$perf_pid" || true)
+      [ -n "$agent_pid" ] && break
+      sleep 0.05
+    done
+    [ -n "$agent_pid" ] || { echo "e2e.sh: the agent did not start under perf" >&2; exit 1; }
+  fi
+  pids+=("$agent_pid")
+}
+stop_agent() {
+  if [ -n "$perf_pid" ]; then
+    kill -TERM "$agent_pid"
+    wait "$perf_pid" || true
+    for sort in dso dso,symbol; do
+      perf report -i "$work/$1.perf.data" --stdio --sort "$sort" --percent-limit 0.5 2>/dev/null |
+        grep -v '^$' | cut -c1-160 | sed 's/ *$//'
+    done >"$perf_dir/$1.txt"
+    echo "   perf report: $perf_dir/$1.txt"
+    perf_pid=""
+    return
+  fi
+  kill -TERM "$agent_pid"
+  local rc=0
+  wait "$agent_pid" || rc=$?
+  ((rc == 0)) || echo "   the agent exited with status $rc (log: $1-agent.log)" >&2
+}
+
+if ((size_bytes > 0)); then
+  echo "== catch-up: generating $size of logs"
+  mkdir -p "$work/catchup-logs"
+  "${helper[@]}" gen "$work/catchup-logs/app.log" --size "$size_bytes" >"$work/gen.json"
+  cat "$work/gen.json"
+  echo "== catch-up: references (cat, zstd -T1 -3)"
+  "${helper[@]}" refs "$work/catchup-logs/app.log" >"$work/refs.json"
+  cat "$work/refs.json"
+  agent_config catchup "enabled = false" "$work/catchup-logs/app.log"
+  read -r lines records < <(python3 -c 'import json, sys; g = json.load(open(sys.argv[1])); print(g["lines"], g["records"])' "$work/gen.json")
+  echo "== catch-up: the agent reads $size from the beginning"
+  start_agent catchup
+  "${helper[@]}" catchup --pid "$agent_pid" --sink-pid "$sink_pid" --state "$work/catchup/state" \
+    --file "$work/catchup-logs/app.log" --t0 "$t0" --lines "$lines" --records "$records" \
+    --clk-tck "$clk_tck" --timeout "$catchup_timeout" >"$work/catchup.json"
+  stop_agent catchup
+  rm -f "$work/catchup-logs/app.log"
+fi
+
+if (($(printf '%.0f' "$live_seconds") > 0)); then
+  echo "== live: $rate lines/s for ${live_seconds}s (after a 2 s warm-up)"
+  mkdir -p "$work/live-logs"
+  : >"$work/live-logs/app.log"
+  agent_config live 'interval = "10s"' "$work/live-logs/*.log"
+  start_agent live
+  "${helper[@]}" live --pid "$agent_pid" --sink-pid "$sink_pid" --state "$work/live/state" \
+    --file "$work/live-logs/app.log" --rate "$rate" --seconds "$live_seconds" \
+    --clk-tck "$clk_tck" >"$work/live.json"
+  stop_agent live
+fi
+
+if (($(printf '%.0f' "$idle_seconds") > 0)); then
+  echo "== idle: host sampling every 10 s, 10 quiet files, ${idle_seconds}s"
+  mkdir -p "$work/idle-logs"
+  for i in $(seq -w 1 10); do
+    "${helper[@]}" gen "$work/idle-logs/app$i.log" --size 20000 --seed "$i" >/dev/null
+  done
+  agent_config idle 'interval = "10s"' "$work/idle-logs/*.log"
+  start_agent idle
+  "${helper[@]}" idle --pid "$agent_pid" --state "$work/idle/state" --dir "$work/idle-logs" \
+    --seconds "$idle_seconds" --clk-tck "$clk_tck" >"$work/idle.json"
+  stop_agent idle
+fi
+
+echo
+"${helper[@]}" report --work "$work" --out "$results"
