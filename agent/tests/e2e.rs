@@ -10,28 +10,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Every stored NDJSON object (all files), for field checks.
-fn stored_objects(data: &Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    let mut stack = vec![data.join("logs")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(".ndjson.zst") {
-                let text = zstd::bulk::decompress(&std::fs::read(&p).unwrap(), 64 << 20).unwrap();
-                out.extend(
-                    text.split(|&b| b == b'\n')
-                        .filter(|l| !l.is_empty())
-                        .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap()),
-                );
-            }
-        }
-    }
-    out
-}
-
 fn metric_count(db: &Path, name: &str) -> i64 {
     if !db.exists() {
         return 0;

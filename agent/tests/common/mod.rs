@@ -124,28 +124,34 @@ pub fn append(path: &Path, lines: &[String]) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-/// Every stored log message, with how often it was stored.
-pub fn stored_messages(data: &Path) -> HashMap<String, usize> {
-    let mut out = HashMap::new();
+/// Every stored NDJSON object, from all log files under `data/logs`.
+pub fn stored_objects(data: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
     let mut stack = vec![data.join("logs")];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
             } else if p.to_string_lossy().ends_with(".ndjson.zst") {
-                let raw = std::fs::read(&p).unwrap();
-                let text = zstd::bulk::decompress(&raw, 64 << 20).unwrap();
-                for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                    let v: serde_json::Value = serde_json::from_slice(line).unwrap();
-                    *out.entry(v["message"].as_str().unwrap().to_owned())
-                        .or_default() += 1;
-                }
+                let text = zstd::bulk::decompress(&std::fs::read(&p).unwrap(), 64 << 20).unwrap();
+                out.extend(
+                    text.split(|&b| b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap()),
+                );
             }
         }
+    }
+    out
+}
+
+/// Every stored log message, with how often it was stored.
+pub fn stored_messages(data: &Path) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for v in stored_objects(data) {
+        *out.entry(v["message"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     out
 }
