@@ -16,17 +16,15 @@ use tokio::sync::mpsc;
 /// Host samples kept while the pipeline is blocked; past this the oldest are dropped.
 pub const SAMPLE_BACKLOG: usize = 60;
 
-/// A collector thread and how to stop it.
-pub struct Worker<T> {
-    pub handle: std::thread::JoinHandle<T>,
+/// The sampler thread and how to stop it.
+pub struct Sampler {
+    pub handle: std::thread::JoinHandle<u64>,
     wake: std_mpsc::Sender<Wake>,
-    stop: Arc<AtomicBool>,
 }
 
-impl<T> Worker<T> {
-    /// Ask the thread to stop; it returns at its next check.
+impl Sampler {
+    /// Ask the thread to stop; it returns from its wait at once.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
         let _ = self.wake.send(Wake::Stop);
     }
 }
@@ -67,7 +65,7 @@ pub fn spawn_tailer(
     mut tailer: Tailer,
     config: &Config,
     tx: mpsc::Sender<Item>,
-) -> Result<(Worker<TailStats>, TailControl), AgentError> {
+) -> Result<(std::thread::JoinHandle<TailStats>, TailControl), AgentError> {
     let (mut watcher, wake) = DirWatcher::new(
         &patterns(&config.logs),
         config.tail.poll_interval,
@@ -76,11 +74,11 @@ pub fn spawn_tailer(
     let stop = Arc::new(AtomicBool::new(false));
     let inputs: Arc<Mutex<Option<Vec<LogInput>>>> = Arc::new(Mutex::new(None));
     let control = TailControl {
-        wake: wake.clone(),
+        wake,
         stop: stop.clone(),
         inputs: inputs.clone(),
     };
-    let thread_stop = stop.clone();
+    let thread_stop = stop;
     let handle = spawn("outpost-tailer", move || {
         loop {
             if let Some(new) = inputs.lock().ok().and_then(|mut s| s.take()) {
@@ -110,7 +108,7 @@ pub fn spawn_tailer(
         }
         tailer.stats()
     })?;
-    Ok((Worker { handle, wake, stop }, control))
+    Ok((handle, control))
 }
 
 /// Start the sampler thread. It returns how many samples it dropped.
@@ -118,9 +116,8 @@ pub fn spawn_sampler(
     mut sampler: HostSampler,
     interval: Duration,
     tx: mpsc::Sender<Item>,
-) -> Result<Worker<u64>, AgentError> {
+) -> Result<Sampler, AgentError> {
     let (wake, wait) = std_mpsc::channel::<Wake>();
-    let stop = Arc::new(AtomicBool::new(false));
     let handle = spawn("outpost-sampler", move || {
         let mut backlog = VecDeque::new();
         let mut dropped = 0u64;
@@ -151,7 +148,7 @@ pub fn spawn_sampler(
         }
         dropped
     })?;
-    Ok(Worker { handle, wake, stop })
+    Ok(Sampler { handle, wake })
 }
 
 fn spawn<T: Send + 'static>(

@@ -62,6 +62,8 @@ pub struct RunSummary {
     pub records_unspooled: u64,
     /// Frames the sink refused for good, kept under `STATE_DIR/dead-letter/`.
     pub dead_lettered: u64,
+    /// Times the writer found the spool full and waited for the sink.
+    pub spool_full_waits: u64,
 }
 
 /// What collectors hand the batcher.
@@ -207,7 +209,7 @@ pub async fn run(
         s.stop();
     }
 
-    let tail = join_thread(tail_thread.handle).await?;
+    let tail = join_thread(tail_thread).await?;
     let samples_dropped = match sample_thread {
         Some(s) => join_thread(s.handle).await?,
         None => 0,
@@ -227,6 +229,7 @@ pub async fn run(
         records_spooled: written.records_spooled,
         records_unspooled: written.records_unspooled,
         dead_lettered: delivered.dead_lettered,
+        spool_full_waits: written.full_waits,
     };
     let left = spool.lock().map(|s| s.pending()).unwrap_or(0);
     tracing::info!(
@@ -235,6 +238,7 @@ pub async fn run(
         sent = summary.ship.records_sent,
         frames_left_in_spool = left,
         dead_lettered = summary.dead_lettered,
+        spool_full_waits = summary.spool_full_waits,
         "outpost-agent stopped"
     );
     Ok(summary)
