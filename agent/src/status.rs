@@ -49,28 +49,26 @@ fn mtime_ms(p: &Path) -> Option<u64> {
 
 /// Read the state directory.
 pub fn read(state_dir: &Path) -> Status {
-    let mut files = Vec::new();
-    if let Ok(text) = std::fs::read_to_string(state_dir.join("checkpoints.json"))
-        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-    {
-        for f in v["files"].as_array().into_iter().flatten() {
-            let path = f["path"].as_str().unwrap_or_default().to_owned();
-            let offset = f["offset"].as_u64().unwrap_or(0);
-            let (dev, ino) = (f["dev"].as_u64(), f["ino"].as_u64());
-            let (size, state) = match std::fs::metadata(&path) {
-                Ok(m) if Some(m.dev()) == dev && Some(m.ino()) == ino => (Some(m.len()), "same"),
+    let files = crate::state::checkpoint::peek(state_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|cp| {
+            let (size, state) = match std::fs::metadata(&cp.path) {
+                Ok(m) if m.dev() == cp.identity.dev && m.ino() == cp.identity.ino => {
+                    (Some(m.len()), "same")
+                }
                 Ok(_) => (None, "rotated"),
                 Err(_) => (None, "missing"),
             };
-            files.push(FileStatus {
-                lag_bytes: size.map(|s| s.saturating_sub(offset)),
-                path,
-                offset,
+            FileStatus {
+                lag_bytes: size.map(|s| s.saturating_sub(cp.offset)),
+                path: cp.path.display().to_string(),
+                offset: cp.offset,
                 size,
                 state,
-            });
-        }
-    }
+            }
+        })
+        .collect();
     let spool = state_dir.join("spool");
     let (mut segments, mut bytes, mut corrupt) = (0, 0, 0);
     for e in std::fs::read_dir(&spool).into_iter().flatten().flatten() {
@@ -162,9 +160,11 @@ mod tests {
         .unwrap();
         std::fs::write(d.path().join("seq"), "42\n").unwrap();
         let s = read(d.path());
-        assert_eq!(s.files[0].lag_bytes, Some(6));
-        assert_eq!(s.files[0].state, "same");
-        assert_eq!(s.files[1].state, "missing");
+        let by_name = |n: &str| s.files.iter().find(|f| f.path.ends_with(n)).unwrap();
+        assert_eq!(s.files.len(), 2);
+        assert_eq!(by_name("app.log").lag_bytes, Some(6));
+        assert_eq!(by_name("app.log").state, "same");
+        assert_eq!(by_name("gone.log").state, "missing");
         assert_eq!((s.spool_segments, s.spool_bytes), (1, 100));
         assert_eq!(s.dead_letters, 1);
         assert_eq!(s.seq, Some(42));

@@ -146,6 +146,17 @@ enum Parsed {
     UnknownVersion(u64),
 }
 
+/// The checkpoints in `state_dir`, read without side effects (no lock, nothing moved aside):
+/// for `outpost-agent status` while the agent runs. `None` when the file is missing, corrupt or
+/// of an unknown version.
+pub fn peek(state_dir: &Path) -> Option<Vec<Checkpoint>> {
+    let bytes = std::fs::read(state_dir.join(FILE_NAME)).ok()?;
+    match parse(&bytes) {
+        Ok(Parsed::Entries(entries)) => Some(entries.into_values().collect()),
+        Ok(Parsed::UnknownVersion(_)) | Err(_) => None,
+    }
+}
+
 fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     let probe: VersionProbe = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if probe.version != VERSION {
