@@ -1,5 +1,6 @@
 //! Frame encoding and bounded decoding: header, CRC32C, zstd and postcard.
 
+use crate::builder::{FrameBuilder, FrameEncoder};
 use crate::error::{DecodeError, EncodeError};
 use crate::limits::{MAX_COMPRESSED_LEN, MAX_DECOMPRESSED_LEN, MAX_DIMENSIONS, MAX_RECORDS};
 use crate::types::{AgentIdentity, Batch, Record};
@@ -221,36 +222,11 @@ pub fn encode_with_level(batch: &Batch, level: i32) -> Result<Vec<u8>, EncodeErr
             limit: MAX_DIMENSIONS,
         });
     }
-    let body = postcard::to_stdvec(batch).map_err(|e| EncodeError::Serialize(e.to_string()))?;
-    if body.len() > MAX_DECOMPRESSED_LEN as usize {
-        return Err(EncodeError::DecompressedTooLarge {
-            len: body.len(),
-            limit: MAX_DECOMPRESSED_LEN,
-        });
+    let mut records = FrameBuilder::new();
+    for record in &batch.records {
+        records.push(record)?;
     }
-    let compressed =
-        zstd::bulk::compress(&body, level).map_err(|e| EncodeError::Compress(e.to_string()))?;
-    if compressed.len() > MAX_COMPRESSED_LEN as usize {
-        return Err(EncodeError::CompressedTooLarge {
-            len: compressed.len(),
-            limit: MAX_COMPRESSED_LEN,
-        });
-    }
-    // Both lengths are bounded by limits that fit in u32, checked just above.
-    let compressed_len = compressed.len() as u32;
-    let decompressed_len = body.len() as u32;
-    let record_count = batch.records.len() as u32;
-    let mut frame = Vec::with_capacity(HEADER_LEN + compressed.len());
-    frame.extend_from_slice(&MAGIC);
-    frame.push(FORMAT_VERSION);
-    frame.push(FLAG_ZSTD);
-    frame.extend_from_slice(&0u16.to_le_bytes());
-    frame.extend_from_slice(&record_count.to_le_bytes());
-    frame.extend_from_slice(&compressed_len.to_le_bytes());
-    frame.extend_from_slice(&decompressed_len.to_le_bytes());
-    frame.extend_from_slice(&crc32c::crc32c(&compressed).to_le_bytes());
-    frame.extend_from_slice(&compressed);
-    Ok(frame)
+    FrameEncoder::new(level).encode(&batch.agent, batch.seq, batch.created_ms, &records)
 }
 
 #[cfg(test)]

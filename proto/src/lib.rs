@@ -7,11 +7,13 @@
 //!
 //! This crate does no I/O and knows no runtime.
 
+mod builder;
 mod codec;
 mod error;
 pub mod limits;
 mod types;
 
+pub use builder::{FrameBuilder, FrameEncoder, log_size_hint};
 pub use codec::{
     DEFAULT_ZSTD_LEVEL, FLAG_ZSTD, FORMAT_VERSION, HEADER_LEN, Header, MAGIC, decode, encode,
     encode_with_level, parse_header,

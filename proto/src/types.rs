@@ -206,9 +206,7 @@ impl Record {
                         .map(|d| 2 * INT + d.key.len() + d.value.len())
                         .sum::<usize>()
             }
-            Record::Log(l) => {
-                1 + INT + 3 * INT + l.source.len() + l.service.len() + l.line.len() + 2
-            }
+            Record::Log(l) => crate::builder::log_size_hint(&l.source, &l.service, &l.line),
         }
     }
 }
