@@ -13,77 +13,91 @@ use outpost_proto::Level;
 
 const SCAN: usize = 256;
 
+/// Level names, matched without regard to case.
+const NAMES: &[(&[u8], Level)] = &[
+    (b"trace", Level::Trace),
+    (b"debug", Level::Debug),
+    (b"info", Level::Info),
+    (b"notice", Level::Info),
+    (b"warn", Level::Warn),
+    (b"warning", Level::Warn),
+    (b"error", Level::Error),
+    (b"err", Level::Error),
+    (b"fatal", Level::Fatal),
+    (b"critical", Level::Fatal),
+    (b"crit", Level::Fatal),
+    (b"panic", Level::Fatal),
+    (b"emerg", Level::Fatal),
+    (b"alert", Level::Fatal),
+];
+
+/// Keys whose value names the level (matched in lower case only, as written by loggers).
+const KEYS: &[&[u8]] = &[b"level", b"severity", b"lvl"];
+
 /// Map a level name (any case) to a [`Level`].
 pub fn parse_level(word: &str) -> Option<Level> {
-    Some(match word.to_ascii_lowercase().as_str() {
-        "trace" => Level::Trace,
-        "debug" => Level::Debug,
-        "info" | "notice" => Level::Info,
-        "warn" | "warning" => Level::Warn,
-        "error" | "err" => Level::Error,
-        "fatal" | "critical" | "crit" | "panic" | "emerg" | "alert" => Level::Fatal,
-        _ => return None,
-    })
+    level_of(word.as_bytes())
 }
 
-/// Detect the level of a line, if it names one.
-pub fn detect(line: &[u8]) -> Option<Level> {
-    let head = &line[..line.len().min(SCAN)];
-    let text = String::from_utf8_lossy(head);
-    let text = text.as_ref();
-    if let Some(l) = keyed(text) {
-        return Some(l);
+fn level_of(word: &[u8]) -> Option<Level> {
+    if !(3..=8).contains(&word.len()) {
+        return None;
     }
-    let bytes = text.as_bytes();
+    NAMES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(word))
+        .map(|&(_, level)| level)
+}
+
+/// Detect the level of a line, if it names one. One pass over the first [`SCAN`] bytes, no
+/// allocation (this runs for every record): a keyed level anywhere in them wins over a plain
+/// word; otherwise the first plain level word counts.
+pub fn detect(line: &[u8]) -> Option<Level> {
+    let bytes = &line[..line.len().min(SCAN)];
+    let mut plain = None;
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i].is_ascii_alphabetic() {
-            let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-                i += 1;
-            }
-            let word = &text[start..i];
-            let bracketed = start > 0 && bytes[start - 1] == b'[' && bytes.get(i) == Some(&b']');
-            if (bracketed || word.bytes().all(|b| b.is_ascii_uppercase()))
-                && let Some(l) = parse_level(word)
-            {
-                return Some(l);
-            }
-        } else {
+        if !bytes[i].is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
         }
-    }
-    None
-}
-
-/// `"level":"x"`, `level=x`, `level="x"` and the same for `severity` and `lvl`.
-fn keyed(text: &str) -> Option<Level> {
-    for key in ["level", "severity", "lvl"] {
-        let mut from = 0;
-        while let Some(pos) = text[from..].find(key) {
-            let at = from + pos;
-            from = at + key.len();
-            let before = text[..at].chars().next_back();
-            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
-                continue;
-            }
-            let rest = &text[at + key.len()..];
-            let rest = rest.strip_prefix('"').unwrap_or(rest);
-            let rest = rest.trim_start();
-            let Some(rest) = rest.strip_prefix(':').or_else(|| rest.strip_prefix('=')) else {
-                continue;
-            };
-            let rest = rest.trim_start();
-            let rest = rest.strip_prefix('"').unwrap_or(rest);
-            let end = rest
-                .find(|c: char| !c.is_ascii_alphabetic())
-                .unwrap_or(rest.len());
-            if let Some(l) = parse_level(&rest[..end]) {
+        let word = &bytes[start..i];
+        let before = start.checked_sub(1).map(|b| bytes[b]);
+        let glued = before.is_some_and(|c| c.is_ascii_digit() || c == b'_');
+        if !glued && KEYS.contains(&word) {
+            if let Some(l) = keyed_value(&bytes[i..]) {
                 return Some(l);
+            }
+            continue;
+        }
+        if plain.is_none() {
+            let bracketed = before == Some(b'[') && bytes.get(i) == Some(&b']');
+            if bracketed || word.iter().all(u8::is_ascii_uppercase) {
+                plain = level_of(word);
             }
         }
     }
-    None
+    plain
+}
+
+/// The level in what follows a key: `"?` then spaces, `:` or `=`, spaces, `"?`, a word.
+fn keyed_value(rest: &[u8]) -> Option<Level> {
+    let rest = rest.strip_prefix(b"\"").unwrap_or(rest);
+    let rest = rest.trim_ascii_start();
+    let rest = rest
+        .strip_prefix(b":")
+        .or_else(|| rest.strip_prefix(b"="))?;
+    let rest = rest.trim_ascii_start();
+    let rest = rest.strip_prefix(b"\"").unwrap_or(rest);
+    let end = rest
+        .iter()
+        .position(|c| !c.is_ascii_alphabetic())
+        .unwrap_or(rest.len());
+    level_of(&rest[..end])
 }
 
 #[cfg(test)]
@@ -117,6 +131,17 @@ mod tests {
         for (line, want) in cases {
             assert_eq!(detect(line.as_bytes()), *want, "{line}");
         }
+    }
+
+    #[test]
+    fn keys_glued_to_other_words_do_not_count() {
+        assert_eq!(detect(b"loglevel=error x"), None);
+        assert_eq!(detect(b"_level=error x"), None);
+        assert_eq!(detect(b"level_x=error INFO"), Some(Level::Info));
+        assert_eq!(detect(b"INFO then level=error"), Some(Level::Error));
+        assert_eq!(detect(b"GET HTTP WARN"), Some(Level::Warn));
+        assert_eq!(parse_level("Warning"), Some(Level::Warn));
+        assert_eq!(parse_level("informational"), None);
     }
 
     #[test]
