@@ -7,8 +7,7 @@ use outpost_proto::{Dimension, MetricPoint, Unit};
 use std::collections::HashSet;
 use std::time::Instant;
 use sysinfo::{
-    CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, ProcessRefreshKind,
-    ProcessesToUpdate, RefreshKind, System,
+    CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, RefreshKind, System,
 };
 
 /// The system's host name, or `"localhost"` where it cannot be read.
@@ -63,6 +62,22 @@ pub fn percent(used: u64, total: u64) -> f64 {
 /// Bytes per second from a delta over `secs`; `None` for a non-positive interval.
 pub fn rate(delta: u64, secs: f64) -> Option<f64> {
     (secs > 0.0).then(|| delta as f64 / secs)
+}
+
+/// Processes (not threads) running: the numeric entries of `proc`. One directory read, where
+/// refreshing a process table would open several files per process and per thread.
+pub fn count_processes(proc: &std::path::Path) -> Option<usize> {
+    let entries = std::fs::read_dir(proc).ok()?;
+    Some(
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.as_encoded_bytes();
+                !name.is_empty() && name.iter().all(u8::is_ascii_digit)
+            })
+            .count(),
+    )
 }
 
 impl HostSampler {
@@ -225,18 +240,9 @@ impl HostSampler {
         if let Ok(up) = System::uptime() {
             out.push(point("uptime", ts_ms, up as f64, Unit::Seconds, &[]));
         }
-        self.system.refresh_processes_specifics(
-            ProcessesToUpdate::All,
-            true,
-            ProcessRefreshKind::nothing(),
-        );
-        out.push(point(
-            "process.count",
-            ts_ms,
-            self.system.processes().len() as f64,
-            Unit::Count,
-            &[],
-        ));
+        if let Some(n) = count_processes(std::path::Path::new("/proc")) {
+            out.push(point("process.count", ts_ms, n as f64, Unit::Count, &[]));
+        }
         out
     }
 }
@@ -244,6 +250,18 @@ impl HostSampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_are_the_numeric_entries_of_proc() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["1", "42", "self", "cpuinfo", "4a"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        assert_eq!(super::count_processes(dir.path()), Some(2));
+        assert_eq!(super::count_processes(&dir.path().join("missing")), None);
+        // This very process is one of them.
+        assert!(super::count_processes(std::path::Path::new("/proc")).unwrap() >= 1);
+    }
 
     #[test]
     fn percent_and_rate_edge_cases() {

@@ -33,7 +33,12 @@ pub struct Delivery {
     pub dead_lettered: u64,
     /// The last entry whose positions the writer has put in the checkpoint file.
     pub checkpointed: watch::Receiver<u64>,
+    /// Turns true when the agent begins to stop.
+    pub shutdown: watch::Receiver<bool>,
 }
+
+/// While draining at shutdown, how often to check whether the writer has finished.
+const DRAIN_RECHECK: Duration = Duration::from_millis(100);
 
 fn spool_err(e: impl std::fmt::Display) -> AgentError {
     AgentError::Spool(e.to_string())
@@ -70,10 +75,19 @@ impl Delivery {
                 if self.shipper.out_of_time() {
                     break;
                 }
-                tokio::select! {
-                    () = &mut spooled => {}
-                    // Re-check for shutdown and the writer's end now and then.
-                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                if self.shipper.deadline().is_none() {
+                    // Running: sleep until something is spooled or the agent begins to stop
+                    // (no timer: an idle agent does not wake up for nothing).
+                    tokio::select! {
+                        () = &mut spooled => {}
+                        _ = self.shutdown.changed() => {}
+                    }
+                } else {
+                    // Draining: re-check the writer's end now and then.
+                    tokio::select! {
+                        () = &mut spooled => {}
+                        () = tokio::time::sleep(DRAIN_RECHECK) => {}
+                    }
                 }
                 continue;
             };

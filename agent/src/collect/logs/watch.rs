@@ -8,6 +8,8 @@
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
@@ -80,6 +82,9 @@ pub struct DirWatcher {
     poll_interval: Duration,
     rescan_interval: Duration,
     last_poll: Option<Instant>,
+    /// Set by the event callback when it sends a `Changed`, cleared when the tailer polls: a
+    /// burst of events between two polls sends one message and wakes the tailer once.
+    pending: Arc<AtomicBool>,
 }
 
 impl DirWatcher {
@@ -99,6 +104,7 @@ impl DirWatcher {
             poll_interval,
             rescan_interval,
             last_poll: None,
+            pending: Arc::new(AtomicBool::new(false)),
         };
         this.rewatch(patterns);
         (this, tx)
@@ -107,8 +113,9 @@ impl DirWatcher {
     /// Watch the roots of a new set of patterns (config reload), replacing the old watches.
     pub fn rewatch(&mut self, patterns: &[String]) {
         let events = self.tx.clone();
+        let pending = self.pending.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok_and(|e| wakes(&e.kind)) {
+            if res.is_ok_and(|e| wakes(&e.kind)) && !pending.swap(true, Ordering::AcqRel) {
                 let _ = events.send(Wake::Changed);
             }
         })
@@ -155,6 +162,9 @@ impl DirWatcher {
                 }
             }
         };
+        // Re-arm the callback before the read: an event from here on sends a new `Changed`,
+        // and what it announces is either read now or by the poll it causes.
+        self.pending.store(false, Ordering::Release);
         while let Ok(w) = self.rx.try_recv() {
             if w == Wake::Stop {
                 return Woken::Stop;
@@ -215,6 +225,29 @@ mod tests {
         std::fs::write(dir.path().join("a.log"), "x\n").unwrap();
         // With a one-hour rescan interval, only the event can end this wait.
         assert_eq!(w.wait(None), Woken::Poll);
+    }
+
+    #[test]
+    fn a_burst_of_events_wakes_the_waiter_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pattern = format!("{}/*.log", dir.path().display());
+        let (w, _stop) = DirWatcher::new(
+            &[pattern],
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        );
+        assert_eq!(w.mode(), WatchMode::Notify);
+        let path = dir.path().join("a.log");
+        for i in 0..50 {
+            std::fs::write(&path, format!("{i}\n")).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !w.pending.load(Ordering::Acquire) {
+            assert!(Instant::now() < deadline, "no event arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Until the tailer polls again, later events send nothing.
+        assert_eq!(w.rx.try_iter().count(), 1);
     }
 
     #[test]
