@@ -1,15 +1,17 @@
-//! The batcher: a pure state machine that collects records and closes a batch when it reaches
-//! its record count, its byte budget or its age. It never reads a clock: callers pass `now`.
+//! The batcher: a pure state machine that collects records into batches and closes a batch when
+//! it reaches its record count, its byte budget or its age. Records are serialised as they come
+//! ([`FrameBuilder`]): a batch holds bytes, not records. It never reads a clock: callers pass
+//! `now`.
 
 use crate::config::BatchLimits;
-use outpost_proto::Record;
+use outpost_proto::{EncodeError, FrameBuilder, MetricPoint, Record};
 use std::time::Instant;
 
 /// Collects records into batches.
 #[derive(Debug)]
 pub struct Batcher {
     limits: BatchLimits,
-    records: Vec<Record>,
+    records: FrameBuilder,
     bytes: usize,
     opened: Option<Instant>,
 }
@@ -19,26 +21,70 @@ impl Batcher {
     pub fn new(limits: BatchLimits) -> Self {
         Self {
             limits,
-            records: Vec::new(),
+            records: FrameBuilder::new(),
             bytes: 0,
             opened: None,
         }
     }
 
-    /// Add a record. Batches it closes (to make room for it, or because it filled one) are
-    /// appended to `closed`, oldest first. A single record larger than the byte budget travels
-    /// alone.
-    pub fn push(&mut self, record: Record, now: Instant, closed: &mut Vec<Vec<Record>>) {
-        let size = record.size_hint();
+    /// Add a log record (by its parts). Batches it closes (to make room for it, or because it
+    /// filled one) are appended to `closed`, oldest first. A single record larger than the byte
+    /// budget travels alone.
+    pub fn push_log(
+        &mut self,
+        line: LogLine<'_>,
+        now: Instant,
+        closed: &mut Vec<FrameBuilder>,
+    ) -> Result<(), EncodeError> {
+        let size = outpost_proto::log_size_hint(line.source, line.service, line.bytes);
+        self.push_with(size, now, closed, |b| {
+            b.push_log(
+                line.ts_ms,
+                line.source,
+                line.service,
+                line.bytes,
+                line.level,
+            )
+        })
+    }
+
+    /// Add a metric point. One with more dimensions than a frame can carry is refused
+    /// ([`EncodeError::TooManyDimensions`]) and not added.
+    pub fn push_metric(
+        &mut self,
+        point: MetricPoint,
+        now: Instant,
+        closed: &mut Vec<FrameBuilder>,
+    ) -> Result<(), EncodeError> {
+        let record = Record::Metric(point);
+        if let Record::Metric(m) = &record
+            && m.dimensions.len() > outpost_proto::limits::MAX_DIMENSIONS as usize
+        {
+            return Err(EncodeError::TooManyDimensions {
+                count: m.dimensions.len(),
+                limit: outpost_proto::limits::MAX_DIMENSIONS,
+            });
+        }
+        self.push_with(record.size_hint(), now, closed, |b| b.push(&record))
+    }
+
+    fn push_with(
+        &mut self,
+        size: usize,
+        now: Instant,
+        closed: &mut Vec<FrameBuilder>,
+        add: impl FnOnce(&mut FrameBuilder) -> Result<(), EncodeError>,
+    ) -> Result<(), EncodeError> {
         if !self.records.is_empty() && self.bytes + size > self.limits.max_bytes {
             closed.extend(self.take());
         }
+        add(&mut self.records)?;
         self.opened.get_or_insert(now);
-        self.records.push(record);
         self.bytes += size;
         if self.records.len() >= self.limits.max_records || self.bytes >= self.limits.max_bytes {
             closed.extend(self.take());
         }
+        Ok(())
     }
 
     /// When the open batch must be closed by age, if one is open.
@@ -47,7 +93,7 @@ impl Batcher {
     }
 
     /// Close the open batch if it has reached its age.
-    pub fn poll(&mut self, now: Instant) -> Option<Vec<Record>> {
+    pub fn poll(&mut self, now: Instant) -> Option<FrameBuilder> {
         if self.deadline().is_some_and(|d| now >= d) {
             self.take()
         } else {
@@ -56,7 +102,7 @@ impl Batcher {
     }
 
     /// Close the open batch whatever its state (shutdown).
-    pub fn flush(&mut self) -> Option<Vec<Record>> {
+    pub fn flush(&mut self) -> Option<FrameBuilder> {
         self.take()
     }
 
@@ -70,11 +116,26 @@ impl Batcher {
         self.records.is_empty()
     }
 
-    fn take(&mut self) -> Option<Vec<Record>> {
+    fn take(&mut self) -> Option<FrameBuilder> {
         self.opened = None;
         self.bytes = 0;
         (!self.records.is_empty()).then(|| std::mem::take(&mut self.records))
     }
+}
+
+/// A log record's parts, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct LogLine<'a> {
+    /// When it was read, unix milliseconds.
+    pub ts_ms: i64,
+    /// The file it came from.
+    pub source: &'a str,
+    /// The input's service.
+    pub service: &'a str,
+    /// Its bytes.
+    pub bytes: &'a [u8],
+    /// Its detected level.
+    pub level: Option<outpost_proto::Level>,
 }
 
 #[cfg(test)]
@@ -83,14 +144,29 @@ mod tests {
     use outpost_proto::LogRecord;
     use std::time::Duration;
 
-    fn log(n: usize, len: usize) -> Record {
-        Record::Log(LogRecord {
+    fn log(n: usize, len: usize) -> LogRecord {
+        LogRecord {
             ts_ms: n as i64,
             source: String::new(),
             service: String::new(),
             line: vec![b'x'; len],
             level: None,
-        })
+        }
+    }
+
+    fn push(b: &mut Batcher, r: &LogRecord, now: Instant, out: &mut Vec<FrameBuilder>) {
+        let line = LogLine {
+            ts_ms: r.ts_ms,
+            source: &r.source,
+            service: &r.service,
+            bytes: &r.line,
+            level: r.level,
+        };
+        b.push_log(line, now, out).unwrap();
+    }
+
+    fn records(f: &FrameBuilder) -> Vec<Record> {
+        f.records().unwrap()
     }
 
     fn limits(max_records: usize, max_bytes: usize) -> BatchLimits {
@@ -107,24 +183,28 @@ mod tests {
         let now = Instant::now();
         let mut out = Vec::new();
         for i in 0..7 {
-            b.push(log(i, 1), now, &mut out);
+            push(&mut b, &log(i, 1), now, &mut out);
         }
-        assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3]);
+        assert_eq!(
+            out.iter().map(FrameBuilder::len).collect::<Vec<_>>(),
+            [3, 3]
+        );
         assert_eq!(b.len(), 1);
+        assert_eq!(records(&out[1])[0], Record::Log(log(3, 1)));
     }
 
     #[test]
     fn closes_before_the_byte_budget_is_exceeded() {
-        let size = log(0, 100).size_hint();
+        let size = Record::Log(log(0, 100)).size_hint();
         let mut b = Batcher::new(limits(1000, size * 3 + 1));
         let now = Instant::now();
         let mut out = Vec::new();
         for i in 0..4 {
-            b.push(log(i, 100), now, &mut out);
+            push(&mut b, &log(i, 100), now, &mut out);
         }
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].len(), 3);
-        assert!(out[0].iter().map(Record::size_hint).sum::<usize>() <= size * 3 + 1);
+        assert!(out[0].body_len() <= size * 3 + 1);
     }
 
     #[test]
@@ -132,12 +212,43 @@ mod tests {
         let mut b = Batcher::new(limits(1000, 500));
         let now = Instant::now();
         let mut out = Vec::new();
-        b.push(log(0, 10), now, &mut out);
-        b.push(log(1, 10_000), now, &mut out);
+        push(&mut b, &log(0, 10), now, &mut out);
+        push(&mut b, &log(1, 10_000), now, &mut out);
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0], vec![log(0, 10)]);
-        assert_eq!(out[1], vec![log(1, 10_000)]);
+        assert_eq!(records(&out[0]), vec![Record::Log(log(0, 10))]);
+        assert_eq!(records(&out[1]), vec![Record::Log(log(1, 10_000))]);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_metric_no_frame_can_carry_is_refused_and_the_batch_goes_on() {
+        use outpost_proto::{Dimension, Unit};
+        let mut b = Batcher::new(limits(1000, 1 << 20));
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let point = |dims: u32| MetricPoint {
+            name: "m".into(),
+            ts_ms: 1,
+            value: 1.0,
+            unit: Unit::Count,
+            dimensions: (0..dims)
+                .map(|i| Dimension {
+                    key: format!("k{i}"),
+                    value: "v".into(),
+                })
+                .collect(),
+        };
+        let wide = outpost_proto::limits::MAX_DIMENSIONS + 1;
+        assert!(matches!(
+            b.push_metric(point(wide), now, &mut out),
+            Err(EncodeError::TooManyDimensions { .. })
+        ));
+        assert!(b.is_empty() && b.deadline().is_none());
+        b.push_metric(point(2), now, &mut out).unwrap();
+        assert_eq!(
+            b.flush().map(|f| records(&f)),
+            Some(vec![Record::Metric(point(2))])
+        );
     }
 
     #[test]
@@ -146,8 +257,8 @@ mod tests {
         let t0 = Instant::now();
         let mut out = Vec::new();
         assert_eq!(b.deadline(), None);
-        b.push(log(0, 1), t0, &mut out);
-        b.push(log(1, 1), t0 + Duration::from_secs(4), &mut out);
+        push(&mut b, &log(0, 1), t0, &mut out);
+        push(&mut b, &log(1, 1), t0 + Duration::from_secs(4), &mut out);
         assert_eq!(b.deadline(), Some(t0 + Duration::from_secs(5)));
         assert!(b.poll(t0 + Duration::from_millis(4999)).is_none());
         assert_eq!(

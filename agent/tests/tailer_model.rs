@@ -541,8 +541,9 @@ impl Harness {
     }
 
     fn deliver(&mut self, chunk: TailChunk) -> Result<(), TestCaseError> {
-        for record in chunk.records {
-            let text = String::from_utf8(record.line).unwrap();
+        let source = chunk.source.clone();
+        for record in chunk.lines {
+            let text = String::from_utf8(record.bytes).unwrap();
             let id = text.splitn(4, ' ').take(3).collect::<Vec<_>>().join(" ");
             let Some(&line) = self.by_id.get(&id) else {
                 return Err(TestCaseError::fail(format!(
@@ -565,7 +566,7 @@ impl Harness {
             );
             let g = &mut self.generations[l.generation];
             let expected_source = self.logs.join(NAMES[g.name]);
-            prop_assert_eq!(Path::new(&record.source), expected_source.as_path());
+            prop_assert_eq!(Path::new(&*source), expected_source.as_path());
             prop_assert!(
                 g.last_delivered_k.is_none_or(|k| k < l.k),
                 "{} delivered after line {:?} of its generation",
@@ -740,7 +741,7 @@ fn regression_an_empty_checkpoint_does_not_adopt_another_file_on_its_inode() {
     let mut t = tailer(d.path(), vec![empty], false);
     let mut got = Vec::new();
     t.poll(Instant::now(), 0, &mut |chunk| {
-        got.extend(chunk.records.into_iter().map(|r| r.line));
+        got.extend(chunk.lines.into_iter().map(|r| r.bytes));
         Ok(())
     })
     .unwrap();

@@ -80,6 +80,7 @@ pub fn spawn_tailer(
     };
     let thread_stop = stop;
     let handle = spawn("outpost-tailer", move || {
+        let mut settling = false;
         loop {
             if let Some(new) = inputs.lock().ok().and_then(|mut s| s.take()) {
                 watcher.rewatch(&patterns(&new));
@@ -91,11 +92,22 @@ pub fn spawn_tailer(
                 }
                 tx.blocking_send(Item::Logs(chunk)).map_err(|_| Stopped)
             };
+            let was_behind = tailer.is_behind();
             if tailer
                 .poll(Instant::now(), super::unix_ms(), &mut emit)
                 .is_err()
             {
                 break;
+            }
+            // A backlog was just read to its end. Once the tailer holds no record back (an open
+            // multiline record waits for its flush timeout), the batcher spools its open batch
+            // at once rather than after `batch.max_age`: nothing more is coming soon.
+            settling |= was_behind && !tailer.is_behind();
+            if settling && tailer.deadline().is_none() {
+                settling = false;
+                if tx.blocking_send(Item::CaughtUp).is_err() {
+                    break;
+                }
             }
             if thread_stop.load(Ordering::Relaxed) {
                 break;
@@ -151,7 +163,8 @@ pub fn spawn_sampler(
     Ok(Sampler { handle, wake })
 }
 
-fn spawn<T: Send + 'static>(
+/// Start a named thread.
+pub fn spawn<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<std::thread::JoinHandle<T>, AgentError> {

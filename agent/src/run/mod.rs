@@ -17,7 +17,7 @@ mod delivery;
 mod envelope;
 mod writer;
 
-use crate::batch::Batcher;
+use crate::batch::{Batcher, LogLine};
 use crate::collect::host::{HostSampler, system_hostname};
 use crate::collect::logs::tailer::{Position, TailChunk, TailOptions, TailStats, Tailer};
 use crate::config::{Config, LogInput};
@@ -28,7 +28,7 @@ use crate::spool::{Spool, SpoolOptions};
 use crate::state::checkpoint::CheckpointStore;
 use crate::state::identity::{MACHINE_ID, identity, resolve_id};
 use crate::state::seq::{Recovered, SeqAllocator};
-use outpost_proto::{MetricPoint, Record};
+use outpost_proto::{FrameBuilder, MetricPoint};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -36,8 +36,11 @@ use tokio::sync::{Notify, mpsc, watch};
 
 /// Chunks of records buffered between the collectors and the batcher.
 const ITEM_CHANNEL: usize = 64;
-/// Closed batches buffered between the batcher and the writer.
+/// Closed batches buffered between the batcher and the encoder.
 const BATCH_CHANNEL: usize = 2;
+/// Encoded batches buffered between the encoder and the writer (written as one group when
+/// several wait).
+const ENCODED_CHANNEL: usize = 4;
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_ms() -> i64 {
@@ -70,11 +73,13 @@ pub struct RunSummary {
 enum Item {
     Logs(TailChunk),
     Metrics(Vec<MetricPoint>),
+    /// The tailer read a backlog to its end (it had stopped at its read budget before).
+    CaughtUp,
 }
 
 /// A closed batch and the file positions it completes.
 struct Closed {
-    records: Vec<Record>,
+    records: FrameBuilder,
     positions: Vec<Position>,
     created_ms: i64,
 }
@@ -160,13 +165,15 @@ pub async fn run(
     drop(item_tx);
 
     let batcher = tokio::spawn(batch_loop(Batcher::new(config.batch), item_rx, closed_tx));
+    let (encoded_tx, encoded_rx) = mpsc::channel::<writer::Encoded>(ENCODED_CHANNEL);
+    let zstd_level = config.zstd_level;
+    let encoder = collectors::spawn("outpost-encoder", move || {
+        writer::encode_loop(closed_rx, encoded_tx, ident, zstd_level, seq)
+    })?;
     let mut writer = tokio::spawn(
         writer::Writer {
             spool: spool.clone(),
             checkpoints,
-            seq,
-            identity: ident,
-            zstd_level: config.zstd_level,
             spooled: spooled.clone(),
             freed: freed.clone(),
             shutdown: shutdown_rx.clone(),
@@ -175,7 +182,7 @@ pub async fn run(
             checkpointed: checkpointed_tx,
             last_appended: checkpointed_through,
         }
-        .run(closed_rx),
+        .run(encoded_rx),
     );
     let mut delivery = tokio::spawn(
         delivery::Delivery {
@@ -186,6 +193,7 @@ pub async fn run(
             freed: freed.clone(),
             dead_lettered: 0,
             checkpointed: checkpointed_rx,
+            shutdown: shutdown_rx.clone(),
         }
         .run(writer_done(&writer)),
     );
@@ -217,6 +225,9 @@ pub async fn run(
     batcher
         .await
         .map_err(|e| AgentError::Internal(format!("batcher: {e}")))?;
+    if let Err(e) = join_thread(encoder).await.and_then(|r| r) {
+        fatal.get_or_insert(e);
+    }
     let written = finish("writer", writer_result, writer, &mut fatal).await;
     let delivered = finish("delivery", delivery_result, delivery, &mut fatal).await;
     if let Some(e) = fatal {
@@ -323,38 +334,57 @@ async fn batch_loop(
             item = items.recv() => match item {
                 Some(Item::Logs(chunk)) => {
                     let now = Instant::now();
-                    let TailChunk { records, ends, position } = chunk;
-                    if records.is_empty() {
+                    let TailChunk { source, service, lines, position } = chunk;
+                    if lines.is_empty() {
                         // A position without records (a truncation noticed): it goes with the
                         // open batch, or alone.
                         if batcher.is_empty() {
-                            ready.push(close(Vec::new(), vec![position]));
+                            ready.push(close(FrameBuilder::new(), vec![position]));
                         } else {
                             note_position(&mut open_positions, position);
                         }
                     } else {
-                        for (r, end) in records.into_iter().zip(ends) {
-                            batcher.push(Record::Log(r), now, &mut closed);
-                            let here = Position { offset: end, ..position.clone() };
+                        // The end of this chunk's newest record in the open batch. A position
+                        // is built only when a batch closes and at the chunk's end, not for
+                        // every record.
+                        let mut open_end: Option<u64> = None;
+                        for l in &lines {
+                            let line = LogLine { ts_ms: l.ts_ms, source: &source, service: &service, bytes: &l.bytes, level: l.level };
+                            if let Err(error) = batcher.push_log(line, now, &mut closed) {
+                                // Only metric points can be refused; a log line never is.
+                                tracing::error!(%error, "log record not batched");
+                            }
+                            // The record itself went into a closed batch (it filled one).
                             let filled = batcher.is_empty();
-                            for records in closed.drain(..) {
+                            let n = closed.len();
+                            for (k, records) in closed.drain(..).enumerate() {
+                                let upto = if filled && k + 1 == n { Some(l.end) } else { open_end.take() };
+                                if let Some(offset) = upto {
+                                    note_position(&mut open_positions, Position { offset, ..position.clone() });
+                                }
                                 ready.push(close(records, std::mem::take(&mut open_positions)));
                             }
-                            match (filled, ready.last_mut()) {
-                                // The record filled a batch: it is in the last closed one.
-                                (true, Some(last)) => note_position(&mut last.positions, here),
-                                _ => note_position(&mut open_positions, here),
-                            }
+                            open_end = (!filled).then_some(l.end);
+                        }
+                        if let Some(offset) = open_end {
+                            note_position(&mut open_positions, Position { offset, ..position });
                         }
                     }
                 }
                 Some(Item::Metrics(points)) => {
                     let now = Instant::now();
                     for p in points {
-                        batcher.push(Record::Metric(p), now, &mut closed);
+                        if let Err(error) = batcher.push_metric(p, now, &mut closed) {
+                            tracing::error!(%error, "dropping a metric point no frame can carry");
+                        }
                         for records in closed.drain(..) {
                             ready.push(close(records, std::mem::take(&mut open_positions)));
                         }
+                    }
+                }
+                Some(Item::CaughtUp) => {
+                    if let Some(records) = batcher.flush() {
+                        ready.push(close(records, std::mem::take(&mut open_positions)));
                     }
                 }
                 None => break,

@@ -9,11 +9,11 @@
 
 use super::{Closed, envelope};
 use crate::error::AgentError;
-use crate::ship::{drop_unencodable, encode_frames};
+use crate::ship::encode_frames;
 use crate::spool::{Spool, SpoolError};
 use crate::state::checkpoint::CheckpointStore;
 use crate::state::seq::SeqAllocator;
-use outpost_proto::AgentIdentity;
+use outpost_proto::{AgentIdentity, FrameEncoder};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
@@ -21,6 +21,85 @@ use tokio::time::Instant;
 
 /// How long a writer waiting for spool space sleeps between checks when no ack wakes it.
 const FULL_RECHECK: Duration = Duration::from_secs(1);
+/// Most spool entries written with one `fdatasync` (group commit).
+const GROUP_MAX: usize = 16;
+
+/// A closed batch, encoded: its spool entries (frames wrapped with the positions they
+/// complete) and what they carry.
+pub struct Encoded {
+    /// Spool entries, in order; the positions ride with the last.
+    pub entries: Vec<Vec<u8>>,
+    /// The positions the entries complete.
+    pub positions: Vec<crate::collect::logs::tailer::Position>,
+    /// Records in the entries.
+    pub records: u64,
+}
+
+/// The encoder thread: closed batches become spool entries (postcard, zstd, envelope). A thread
+/// of its own, so compressing the next batch overlaps the batcher, the `fdatasync` of the last
+/// one and the tailer (tasks passing messages on the async runtime tend to run one after the
+/// other on the same worker).
+pub fn encode_loop(
+    mut closed: mpsc::Receiver<Closed>,
+    out: mpsc::Sender<Encoded>,
+    identity: AgentIdentity,
+    zstd_level: i32,
+    mut seq: SeqAllocator,
+) -> Result<(), AgentError> {
+    let mut encoder = FrameEncoder::new(zstd_level);
+    while let Some(batch) = closed.blocking_recv() {
+        let encoded = encode(batch, &identity, &mut encoder, &mut seq)?;
+        if let Some(e) = encoded
+            && out.blocking_send(e).is_err()
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Encode one batch; `None` when it carries neither records nor positions.
+fn encode(
+    batch: Closed,
+    identity: &AgentIdentity,
+    encoder: &mut FrameEncoder,
+    seq: &mut SeqAllocator,
+) -> Result<Option<Encoded>, AgentError> {
+    let records = batch.records.len() as u64;
+    let frames = if batch.records.is_empty() {
+        if batch.positions.is_empty() {
+            return Ok(None);
+        }
+        vec![Vec::new()]
+    } else {
+        encode_frames(
+            encoder,
+            identity,
+            batch.records,
+            batch.created_ms,
+            &mut || seq.allocate(),
+        )
+        .map_err(|e| io_err("encoding a batch", e))?
+        .into_iter()
+        .map(|(_, _, frame)| frame)
+        .collect()
+    };
+    let last = frames.len() - 1;
+    let entries = frames
+        .iter()
+        .enumerate()
+        .map(|(i, frame)| {
+            // The positions ride with the last frame: they are complete once it is spooled.
+            let positions = if i == last { &batch.positions[..] } else { &[] };
+            envelope::seal(frame, positions)
+        })
+        .collect();
+    Ok(Some(Encoded {
+        entries,
+        positions: batch.positions,
+        records,
+    }))
+}
 
 /// What the writer did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -37,9 +116,6 @@ pub struct WriterStats {
 pub struct Writer {
     pub spool: Arc<Mutex<Spool>>,
     pub checkpoints: CheckpointStore,
-    pub seq: SeqAllocator,
-    pub identity: AgentIdentity,
-    pub zstd_level: i32,
     /// Notified after each append (delivery waits on it).
     pub spooled: Arc<Notify>,
     /// Notified after each ack (a writer waiting for space waits on it).
@@ -58,23 +134,31 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> AgentError {
 }
 
 impl Writer {
-    /// Run until the batcher closes its channel.
+    /// Run until the encoder closes its channel.
     pub async fn run(
         mut self,
-        mut closed: mpsc::Receiver<Closed>,
+        mut encoded: mpsc::Receiver<Encoded>,
     ) -> Result<WriterStats, AgentError> {
         let mut gave_up = false;
         let mut deadline: Option<Instant> = None;
-        while let Some(batch) = closed.recv().await {
+        let mut group = Vec::with_capacity(GROUP_MAX);
+        while let Some(first) = encoded.recv().await {
+            group.push(first);
+            while group.len() < GROUP_MAX
+                && let Ok(more) = encoded.try_recv()
+            {
+                group.push(more);
+            }
             if gave_up {
-                self.stats.records_unspooled += batch.records.len() as u64;
+                self.stats.records_unspooled += group.drain(..).map(|e| e.records).sum::<u64>();
                 continue;
             }
-            if !self.spool_batch(batch, &mut deadline).await? {
+            if !self.spool_group(&mut group, &mut deadline).await? {
                 gave_up = true;
+                self.stats.records_unspooled += group.drain(..).map(|e| e.records).sum::<u64>();
                 continue;
             }
-            if closed.is_empty() {
+            if encoded.is_empty() {
                 // Group commit: one checkpoint write for everything spooled so far.
                 self.flush_checkpoints().await?;
             }
@@ -93,62 +177,54 @@ impl Writer {
         Ok(())
     }
 
-    /// Spool one batch and record its positions. `Ok(false)`: shutdown came while the spool was
-    /// full; nothing of this batch was recorded.
-    async fn spool_batch(
+    /// Spool a group of encoded batches, in order, and record their positions. The group goes
+    /// to the spool with one `fdatasync` when it fits; when the spool is full, entry by entry
+    /// as space frees up. Spooled batches leave `group`; `Ok(false)`: shutdown came while the
+    /// spool was full, and what is left in `group` was not spooled.
+    async fn spool_group(
         &mut self,
-        mut batch: Closed,
+        group: &mut Vec<Encoded>,
         deadline: &mut Option<Instant>,
     ) -> Result<bool, AgentError> {
-        let dropped = drop_unencodable(&mut batch.records);
-        if dropped > 0 {
-            tracing::error!(
-                dropped,
-                "dropping metric points with more dimensions than the wire format allows"
-            );
-        }
-        let count = batch.records.len() as u64;
-        let frames = if batch.records.is_empty() {
-            if batch.positions.is_empty() {
+        let all: Vec<&[u8]> = group
+            .iter()
+            .flat_map(|e| e.entries.iter().map(Vec::as_slice))
+            .collect();
+        let at_once = tokio::task::block_in_place(|| {
+            self.spool
+                .lock()
+                .map_err(|_| io_err("spool", "lock poisoned"))
+                .map(|mut s| s.append_many(&all))
+        })?;
+        drop(all);
+        match at_once {
+            Ok(ids) => {
+                self.last_appended = ids.end.saturating_sub(1);
+                for e in group.drain(..) {
+                    self.spooled_batch(e);
+                }
                 return Ok(true);
             }
-            vec![Vec::new()]
-        } else {
-            let seq = &mut self.seq;
-            encode_frames(
-                &self.identity,
-                batch.records,
-                batch.created_ms,
-                self.zstd_level,
-                &mut || seq.allocate(),
-            )
-            .map_err(|e| io_err("encoding a batch", e))?
-            .into_iter()
-            .map(|(_, _, frame)| frame)
-            .collect()
-        };
-        let last = frames.len() - 1;
-        for (i, frame) in frames.iter().enumerate() {
-            // The positions ride with the last frame: they are complete once it is spooled.
-            let positions = if i == last { &batch.positions[..] } else { &[] };
-            let entry = envelope::seal(frame, positions);
-            if !self.append(&entry, deadline).await? {
-                self.stats.records_unspooled += count;
-                return Ok(false);
-            }
+            Err(SpoolError::Full { .. }) => {}
+            Err(e) => return Err(AgentError::Spool(e.to_string())),
         }
-        self.stats.records_spooled += count;
-        self.spooled.notify_one();
-        let now_ms = super::unix_ms();
-        for p in batch.positions {
-            if p.reset {
-                self.checkpoints
-                    .reset(&p.path, p.identity, p.offset, now_ms);
-            } else {
-                self.checkpoints.set(&p.path, p.identity, p.offset, now_ms);
+        while !group.is_empty() {
+            for entry in &group[0].entries {
+                if !self.append(entry, deadline).await? {
+                    return Ok(false);
+                }
             }
+            let e = group.remove(0);
+            self.spooled_batch(e);
         }
         Ok(true)
+    }
+
+    /// A batch is in the spool: count it, wake delivery, and move its files' checkpoints.
+    fn spooled_batch(&mut self, batch: Encoded) {
+        self.stats.records_spooled += batch.records;
+        self.spooled.notify_one();
+        apply(&mut self.checkpoints, &batch.positions);
     }
 
     /// Append one frame, waiting for space while the spool is full. `Ok(false)` when shutdown's

@@ -7,7 +7,7 @@ pub mod http;
 
 use backoff::Backoff;
 use http::{HttpSender, SendError};
-use outpost_proto::{AgentIdentity, Batch, EncodeError, Record};
+use outpost_proto::{AgentIdentity, EncodeError, FrameBuilder, FrameEncoder};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -35,53 +35,37 @@ pub struct ShipStats {
 /// Encode records into one or more frames, halving any part that exceeds a frame limit.
 /// `next_seq` numbers each frame; a number used for a frame that had to be split is skipped.
 pub fn encode_frames(
+    encoder: &mut FrameEncoder,
     identity: &AgentIdentity,
-    records: Vec<Record>,
+    records: FrameBuilder,
     created_ms: i64,
-    level: i32,
     next_seq: &mut dyn FnMut() -> std::io::Result<u64>,
 ) -> std::io::Result<Vec<(u64, usize, Vec<u8>)>> {
     let mut out = Vec::new();
     let mut pending = vec![records];
-    while let Some(records) = pending.pop() {
-        let batch = Batch {
-            agent: identity.clone(),
-            seq: next_seq()?,
-            created_ms,
-            records,
-        };
-        match outpost_proto::encode_with_level(&batch, level) {
-            Ok(frame) => out.push((batch.seq, batch.records.len(), frame)),
+    while let Some(mut records) = pending.pop() {
+        let seq = next_seq()?;
+        match encoder.encode(identity, seq, created_ms, &records) {
+            Ok(frame) => out.push((seq, records.len(), frame)),
             Err(
                 EncodeError::TooManyRecords { .. }
                 | EncodeError::DecompressedTooLarge { .. }
                 | EncodeError::CompressedTooLarge { .. },
-            ) if batch.records.len() > 1 => {
-                let mut first = batch.records;
-                let second = first.split_off(first.len() / 2);
+            ) if records.len() > 1 => {
+                let second = records.split_off(records.len() / 2);
                 // Popped last-in first-out: push the later half first to keep order.
                 pending.push(second);
-                pending.push(first);
+                pending.push(records);
             }
             Err(e) => {
                 return Err(std::io::Error::other(format!(
                     "cannot encode a batch of {} record(s): {e}",
-                    batch.records.len()
+                    records.len()
                 )));
             }
         }
     }
     Ok(out)
-}
-
-/// Remove records no frame can carry (metric points over
-/// [`MAX_DIMENSIONS`](outpost_proto::limits::MAX_DIMENSIONS)), so one bad point cannot make a
-/// whole batch undeliverable. Returns how many were removed.
-pub fn drop_unencodable(records: &mut Vec<Record>) -> usize {
-    let before = records.len();
-    let limit = outpost_proto::limits::MAX_DIMENSIONS as usize;
-    records.retain(|r| !matches!(r, Record::Metric(m) if m.dimensions.len() > limit));
-    before - records.len()
 }
 
 /// How one delivery ended.
@@ -190,7 +174,15 @@ impl Shipper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use outpost_proto::LogRecord;
+    use outpost_proto::{LogRecord, Record};
+
+    fn build(records: &[Record]) -> FrameBuilder {
+        let mut b = FrameBuilder::new();
+        for r in records {
+            b.push(r).unwrap();
+        }
+        b
+    }
 
     fn ident() -> AgentIdentity {
         AgentIdentity {
@@ -224,45 +216,19 @@ mod tests {
     }
 
     #[test]
-    fn metric_points_over_the_dimension_limit_are_dropped_alone() {
-        use outpost_proto::{Dimension, MetricPoint, Unit};
-        let metric = |dims: usize| {
-            Record::Metric(MetricPoint {
-                name: "m".into(),
-                ts_ms: 0,
-                value: 1.0,
-                unit: Unit::None,
-                dimensions: (0..dims)
-                    .map(|i| Dimension {
-                        key: format!("k{i}"),
-                        value: "v".into(),
-                    })
-                    .collect(),
-            })
-        };
-        let limit = outpost_proto::limits::MAX_DIMENSIONS as usize;
-        let mut records = vec![metric(limit), metric(limit + 1)];
-        records.extend(incompressible(1, 10));
-        assert_eq!(drop_unencodable(&mut records), 1);
-        assert_eq!(records.len(), 2);
-        assert_eq!(records[0], metric(limit));
-        let mut n = 0;
-        assert!(
-            encode_frames(&ident(), records, 0, 3, &mut || {
-                n += 1;
-                Ok(n)
-            })
-            .is_ok()
-        );
-    }
-
-    #[test]
     fn small_batch_is_one_frame() {
         let mut n = 10;
-        let frames = encode_frames(&ident(), incompressible(3, 10), 0, 3, &mut || {
-            n += 1;
-            Ok(n)
-        })
+        let mut enc = FrameEncoder::new(3);
+        let frames = encode_frames(
+            &mut enc,
+            &ident(),
+            build(&incompressible(3, 10)),
+            0,
+            &mut || {
+                n += 1;
+                Ok(n)
+            },
+        )
         .unwrap();
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].0, 11);
@@ -277,7 +243,8 @@ mod tests {
         // ~6 MiB of incompressible lines: more than one frame's 4 MiB compressed limit.
         let records = incompressible(24, 256 * 1024);
         let mut n = 0;
-        let frames = encode_frames(&ident(), records.clone(), 0, 1, &mut || {
+        let mut enc = FrameEncoder::new(1);
+        let frames = encode_frames(&mut enc, &ident(), build(&records), 0, &mut || {
             n += 1;
             Ok(n)
         })

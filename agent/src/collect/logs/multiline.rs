@@ -109,6 +109,11 @@ impl Multiline {
         }
     }
 
+    /// How long an open record waits for its next line.
+    pub fn flush_timeout(&self) -> Duration {
+        self.flush_timeout
+    }
+
     /// Emit the open record now (end of file, rotation, truncation, shutdown).
     pub fn flush(&mut self) -> Option<Joined> {
         self.open.take().map(|open| open.record)

@@ -23,11 +23,12 @@ use super::lines::{Line, LineSplitter};
 use super::multiline::{Joined, Multiline};
 use crate::config::{LogInput, ReadFrom};
 use crate::state::checkpoint::Checkpoint;
-use outpost_proto::LogRecord;
+use outpost_proto::Level;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bytes read from one file per poll, so one busy file cannot starve the others.
@@ -77,13 +78,28 @@ pub struct Position {
 /// Records read from one file, and the position just past the last one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TailChunk {
+    /// The file's path, as the records' `source`.
+    pub source: Arc<str>,
+    /// The input's service name.
+    pub service: Arc<str>,
     /// The records, in file order (possibly none: a position-only update after a truncation).
-    pub records: Vec<LogRecord>,
-    /// For each record, the file offset just past it: a consumer that keeps only some of the
-    /// records (a batch closing mid-chunk) knows exactly how far those cover.
-    pub ends: Vec<u64>,
-    /// Where the file has been read up to (`offset` is the last of `ends`).
+    pub lines: Vec<TailLine>,
+    /// Where the file has been read up to (`offset` is the last line's `end`).
     pub position: Position,
+}
+
+/// One record (a line, or a joined multiline record) of a [`TailChunk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailLine {
+    /// When it was read, unix milliseconds.
+    pub ts_ms: i64,
+    /// Its bytes, without the line terminator.
+    pub bytes: Vec<u8>,
+    /// Its detected level.
+    pub level: Option<Level>,
+    /// The file offset just past it: a consumer that keeps only some of a chunk's records (a
+    /// batch closing mid-chunk) knows exactly how far those cover.
+    pub end: u64,
 }
 
 /// Receives chunks; `Err(Stopped)` ends the poll.
@@ -415,18 +431,29 @@ impl Tailer {
         {
             t.identity = id;
         }
-        // Multiline records that timed out (only at the end of what is written).
-        if read.at_eof
-            && let Some(j) = self.files[i].multiline.as_mut().and_then(|m| m.poll(now))
-        {
-            self.emit_joined(i, vec![j], now_ms, emit)?;
+        // Multiline records that timed out (only at the end of what is written). The open
+        // record is also complete when the file itself has not been written to for
+        // `flush_timeout` (a file read from behind, or quiet since before the agent started):
+        // no continuation line is coming, so it need not wait for the timer.
+        if read.at_eof {
+            let t = &mut self.files[i];
+            let timed_out = t.multiline.as_mut().and_then(|m| {
+                let open = m.deadline().is_some();
+                let quiet = open && unwritten_for(&t.file, now_ms) >= Some(m.flush_timeout());
+                if quiet { m.flush() } else { m.poll(now) }
+            });
+            if let Some(j) = timed_out {
+                self.emit_joined(i, vec![j], now_ms, emit)?;
+            }
         }
         if self.files[i].reset_pending {
             // Nothing was read after the truncation yet: still record the reset.
             let position = self.position_of(i);
+            let (source, service) = self.names(i);
             emit(TailChunk {
-                records: Vec::new(),
-                ends: Vec::new(),
+                source,
+                service,
+                lines: Vec::new(),
                 position,
             })?;
             self.files[i].reset_pending = false;
@@ -498,24 +525,29 @@ impl Tailer {
         let Some(end) = joined.last().map(|j| j.end_offset) else {
             return Ok(());
         };
-        let ends: Vec<u64> = joined.iter().map(|j| j.end_offset).collect();
-        let records: Vec<LogRecord> = joined
-            .into_iter()
-            .map(|j| self.record(i, j, now_ms))
-            .collect();
+        let lines: Vec<TailLine> = joined.into_iter().map(|j| self.record(j, now_ms)).collect();
         self.files[i].emitted_offset = end;
         let position = self.position_of(i);
         self.files[i].reset_pending = false;
+        let (source, service) = self.names(i);
         emit(TailChunk {
-            records,
-            ends,
+            source,
+            service,
+            lines,
             position,
         })
     }
 
-    fn record(&mut self, i: usize, joined: Joined, now_ms: i64) -> LogRecord {
+    /// The `source` and `service` of file `i`'s records (once a chunk, not once a record).
+    fn names(&self, i: usize) -> (Arc<str>, Arc<str>) {
         let t = &self.files[i];
-        let input = &self.inputs[t.input];
+        (
+            Arc::from(t.source.to_string_lossy()),
+            Arc::from(self.inputs[t.input].service.as_str()),
+        )
+    }
+
+    fn record(&mut self, joined: Joined, now_ms: i64) -> TailLine {
         self.stats.lines += 1;
         if joined.truncated {
             self.stats.truncated += 1;
@@ -523,12 +555,11 @@ impl Tailer {
         if std::str::from_utf8(&joined.bytes).is_err() {
             self.stats.invalid_utf8 += 1;
         }
-        LogRecord {
+        TailLine {
             ts_ms: now_ms,
-            source: t.source.to_string_lossy().into_owned(),
-            service: input.service.clone(),
             level: level::detect(&joined.bytes),
-            line: joined.bytes,
+            end: joined.end_offset,
+            bytes: joined.bytes,
         }
     }
 
@@ -601,6 +632,18 @@ impl Tailer {
     }
 }
 
+/// How long ago `file` was last written, by its mtime against `now_ms` (unix ms); `None` when
+/// unknown or in the future.
+fn unwritten_for(file: &File, now_ms: i64) -> Option<Duration> {
+    let meta = file.metadata().ok()?;
+    let mtime_ms = meta
+        .mtime()
+        .checked_mul(1000)?
+        .checked_add(meta.mtime_nsec() / 1_000_000)?;
+    let ago = now_ms.checked_sub(mtime_ms)?;
+    u64::try_from(ago).ok().map(Duration::from_millis)
+}
+
 fn position(t: &Tracked) -> Position {
     Position {
         path: t.source.clone(),
@@ -656,9 +699,9 @@ mod tests {
         t.poll(now, 0, &mut |chunk| {
             got.extend(
                 chunk
-                    .records
+                    .lines
                     .into_iter()
-                    .map(|r| String::from_utf8(r.line).unwrap()),
+                    .map(|r| String::from_utf8(r.bytes).unwrap()),
             );
             positions.retain(|p| p.identity != chunk.position.identity);
             positions.push(chunk.position);
@@ -883,6 +926,52 @@ mod tests {
         let (lines, pos) = poll_at(&mut t, now + Duration::from_secs(1));
         assert_eq!(lines, ["2 ok"]);
         assert_eq!(pos[0].offset, 26);
+    }
+
+    #[test]
+    fn an_open_multiline_record_waits_only_while_its_file_may_still_be_written() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.log");
+        let mut inp = input(d.path(), ReadFrom::Beginning);
+        inp.multiline = Some(MultilineConfig {
+            start_pattern: regex::bytes::Regex::new(r"^\d").unwrap(),
+            flush_timeout: Duration::from_secs(5),
+        });
+        append(&a, "1 boom\n  at a\n2 last\n  at z\n");
+        let now_ms = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let mut t = Tailer::new(vec![inp], vec![], opts(true));
+        let poll_wall = |t: &mut Tailer| {
+            let mut got = Vec::new();
+            t.poll(Instant::now(), now_ms, &mut |c| {
+                got.extend(
+                    c.lines
+                        .into_iter()
+                        .map(|l| String::from_utf8(l.bytes).unwrap()),
+                );
+                Ok(())
+            })
+            .unwrap();
+            got
+        };
+        // Written just now: the last record may still get continuation lines.
+        assert_eq!(poll_wall(&mut t), ["1 boom\n  at a"]);
+        assert!(t.deadline().is_some());
+        // Not written for longer than the flush timeout: nothing more is coming.
+        let past = std::time::SystemTime::now() - Duration::from_secs(60);
+        std::fs::File::options()
+            .append(true)
+            .open(&a)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        assert_eq!(poll_wall(&mut t), ["2 last\n  at z"]);
+        assert_eq!(t.deadline(), None);
     }
 
     #[test]
