@@ -710,6 +710,36 @@ def cmd_report(a):
     print("results: %s" % a.out)
 
 
+def cmd_discard(a):
+    """A sink that takes every POST (reads the body, answers 200) and stores nothing: the
+    catch-up phase's endpoint, so the figures are the agent's and not the sink's."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", "0"))
+            while n > 0:
+                got = self.rfile.read(min(n, 1 << 20))
+                if not got:
+                    break
+                n -= len(got)
+            body = b'{"discarded":true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(f"discard sink listening on http://127.0.0.1:{srv.server_address[1]}", flush=True)
+    srv.serve_forever()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -745,6 +775,8 @@ def main():
         if name == "idle":
             s.add_argument("--dir", required=True)
             s.add_argument("--seconds", type=float, default=60)
+    d = sub.add_parser("discard")
+    d.set_defaults(f=cmd_discard)
     m = sub.add_parser("meta")
     m.add_argument("pairs", nargs="*")
     m.set_defaults(f=cmd_meta)

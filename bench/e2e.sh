@@ -3,11 +3,14 @@
 #
 #   bench/e2e.sh [--size 1GiB] [--live-seconds 60] [--idle-seconds 60] [--rate 10000]
 #                [--results FILE] [--perf DIR] [--keep] [--no-multiline] [--catchup-timeout 3600]
+#                [--catchup-sink discard|local]
 #
 # 1. catch-up: a generated log of --size bytes (nginx, JSON and Java lines with stack traces),
 #    read from the beginning; time until the agent's checkpoint reaches the end of the file (all
 #    of it spooled), and until the spool is drained (all of it delivered). Beside it, on the same
-#    file: `cat FILE >/dev/null` and `zstd -T1 -c -3 FILE >/dev/null`.
+#    file: `cat FILE >/dev/null` and `zstd -T1 -c -3 FILE >/dev/null`. The agent ships to a
+#    discard endpoint (`e2e.py discard`: reads each request, answers 200, stores nothing) unless
+#    --catchup-sink local, so that the sink's CPU does not compete with the agent's.
 # 2. live: a writer appends --rate lines/s in bursts every 10 ms for --live-seconds (after a 2 s
 #    warm-up); the agent's CPU and RSS over that window.
 # 3. idle: host sampling every 10 s and 10 quiet files, for --idle-seconds; CPU and RSS.
@@ -25,7 +28,7 @@ repo=$(cd "$here/.." && pwd)
 helper=("python3" "$here/e2e.py")
 
 size=1GiB live_seconds=60 idle_seconds=60 rate=10000 results=e2e-results.json
-perf_dir="" keep=0 catchup_timeout=3600 multiline=1
+perf_dir="" keep=0 catchup_timeout=3600 multiline=1 catchup_sink=discard
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
@@ -38,6 +41,7 @@ while (($#)); do
     --catchup-timeout) catchup_timeout=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --no-multiline) multiline=0; shift ;;
+    --catchup-sink) catchup_sink=$2; shift 2 ;;
     -h | --help) usage ;;
     *) echo "e2e.sh: unknown argument $1" >&2; usage 2 ;;
   esac
@@ -53,6 +57,7 @@ bytes() { # 1GiB, 512MiB, 64KiB, 1GB, 1MB, or a bare number of bytes
   esac
 }
 size_bytes=$(bytes "$size")
+case $catchup_sink in discard | local) ;; *) echo "e2e.sh: --catchup-sink is discard or local" >&2; exit 2 ;; esac
 case $results in /*) ;; *) results="$PWD/$results" ;; esac
 if [ -n "$perf_dir" ]; then
   mkdir -p "$perf_dir" && perf_dir=$(cd "$perf_dir" && pwd)
@@ -88,7 +93,7 @@ git_dirty=$(cd "$repo" && git status --porcelain -- agent proto sink Cargo.toml 
   awk '{print $2}' | paste -sd, -)
 "${helper[@]}" meta \
   "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-  "command=bench/e2e.sh --size $size --live-seconds $live_seconds --idle-seconds $idle_seconds --rate $rate$( ((multiline)) || echo ' --no-multiline')" \
+  "command=bench/e2e.sh --size $size --live-seconds $live_seconds --idle-seconds $idle_seconds --rate $rate --catchup-sink $catchup_sink$( ((multiline)) || echo ' --no-multiline')" \
   "multiline=$multiline" \
   "nproc=$(nproc)" \
   "cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)" \
@@ -109,7 +114,7 @@ read -r -t 30 first <&"${SINK[0]}" || { echo "sink did not start:" >&2; cat "$wo
 url=${first#outpost-sink listening on }
 echo "   $first"
 
-# agent_config NAME HOST_SECTION LOG_GLOB EXTRA: the config of one phase's agent.
+# agent_config NAME HOST_SECTION LOG_GLOB [URL]: the config of one phase's agent.
 agent_config() {
   mkdir -p "$work/$1/state"
   cat >"$work/$1/agent.toml" <<TOML
@@ -128,7 +133,7 @@ $multiline_section
 max_bytes = "2GiB"
 [sink]
 kind = "http"
-url = "$url"
+url = "${4:-$url}"
 TOML
   "$bin/outpost-agent" check-config --config "$work/$1/agent.toml"
 }
@@ -160,7 +165,7 @@ stop_agent() {
   if [ -n "$perf_pid" ]; then
     kill -TERM "$agent_pid"
     wait "$perf_pid" || true
-    for sort in dso dso,symbol; do
+    for sort in comm dso dso,symbol comm,symbol; do
       perf report -i "$work/$1.perf.data" --stdio --sort "$sort" --percent-limit 0.5 2>/dev/null |
         grep -v '^$' | cut -c1-160 | sed 's/ *$//'
     done >"$perf_dir/$1.txt"
@@ -182,11 +187,26 @@ if ((size_bytes > 0)); then
   echo "== catch-up: references (cat, zstd -T1 -3)"
   "${helper[@]}" refs "$work/catchup-logs/app.log" >"$work/refs.json"
   cat "$work/refs.json"
-  agent_config catchup "enabled = false" "$work/catchup-logs/app.log"
+  catchup_url=$url catchup_sink_pid=$sink_pid
+  if [ "$catchup_sink" = discard ]; then
+    "${helper[@]}" discard >"$work/discard.out" 2>&1 &
+    catchup_sink_pid=$!
+    pids+=("$catchup_sink_pid")
+    first=""
+    for _ in $(seq 300); do
+      first=$(head -1 "$work/discard.out")
+      [ -n "$first" ] && break
+      sleep 0.1
+    done
+    [ -n "$first" ] || { echo "discard sink did not start" >&2; cat "$work/discard.out" >&2; exit 1; }
+    catchup_url=${first#discard sink listening on }
+    echo "   $first"
+  fi
+  agent_config catchup "enabled = false" "$work/catchup-logs/app.log" "$catchup_url"
   read -r lines records < <(python3 -c 'import json, sys; g = json.load(open(sys.argv[1])); print(g["lines"], g["records"])' "$work/gen.json")
   echo "== catch-up: the agent reads $size from the beginning"
   start_agent catchup
-  "${helper[@]}" catchup --pid "$agent_pid" --sink-pid "$sink_pid" --state "$work/catchup/state" \
+  "${helper[@]}" catchup --pid "$agent_pid" --sink-pid "$catchup_sink_pid" --state "$work/catchup/state" \
     --file "$work/catchup-logs/app.log" --t0 "$t0" --lines "$lines" --records "$records" \
     --clk-tck "$clk_tck" --timeout "$catchup_timeout" >"$work/catchup.json"
   stop_agent catchup
