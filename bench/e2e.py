@@ -240,6 +240,17 @@ def proc_mem_kib(pid):
     return out["VmHWM"], out["VmRSS"]
 
 
+def proc_rss_split_kib(pid):
+    """RssAnon and RssFile of a process, in KiB: heap and stacks against mapped files (the
+    binary's and the libraries' pages)."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                out[line.split(":")[0]] = int(line.split()[1])
+    return out.get("RssAnon", 0), out.get("RssFile", 0)
+
+
 def thread_switches(pid):
     """{thread name: voluntary context switches} of a process's live threads: roughly how
     often each thread went to sleep and was woken again."""
@@ -310,6 +321,7 @@ class Window:
                 others.append((d, "%s[%d]" % (comm, pid)))
         others.sort(reverse=True)
         hwm, rss = proc_mem_kib(self.pid)
+        anon, file_kib = proc_rss_split_kib(self.pid)
         # Threads that exited or started during the window are left out of the wake-ups.
         sw = sw1 if self.sw0 is None else {
             n: v - self.sw0[n] for n, v in sw1.items() if n in self.sw0}
@@ -325,6 +337,8 @@ class Window:
             "agent_wakeups_by_thread": dict(sorted(sw.items(), key=lambda kv: -kv[1])),
             "agent_vmhwm_kib": hwm,
             "agent_vmrss_kib": rss,
+            "agent_rss_anon_kib": anon,
+            "agent_rss_file_kib": file_kib,
         }
 
 
@@ -657,6 +671,7 @@ def cmd_report(a):
         row("live", "RSS max (VmHWM)", mib(win["agent_vmhwm_kib"]), "MiB", "< 16 MiB",
             win["agent_vmhwm_kib"] < 16 * 1024)
         row("live", "RSS at end (VmRSS)", mib(win["agent_vmrss_kib"]), "MiB")
+        row("live", "  of which anon / file", "%s / %s" % (mib(win["agent_rss_anon_kib"]), mib(win["agent_rss_file_kib"])), "MiB")
         row("live", "delivered after writer stopped", lv["drained_after_writer_stopped_s"], "s")
         res["live"] = lv
     idl = load(os.path.join(work, "idle.json"))
@@ -670,6 +685,7 @@ def cmd_report(a):
         row("idle", "RSS max (VmHWM)", mib(win["agent_vmhwm_kib"]), "MiB", "< 10 MiB",
             win["agent_vmhwm_kib"] < 10 * 1024)
         row("idle", "RSS at end (VmRSS)", mib(win["agent_vmrss_kib"]), "MiB")
+        row("idle", "  of which anon / file", "%s / %s" % (mib(win["agent_rss_anon_kib"]), mib(win["agent_rss_file_kib"])), "MiB")
         res["idle"] = idl
     # Lines in = lines out: the agent's own count of records against what was written.
     checks = []

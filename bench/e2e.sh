@@ -3,7 +3,7 @@
 #
 #   bench/e2e.sh [--size 1GiB] [--live-seconds 60] [--idle-seconds 60] [--rate 10000]
 #                [--results FILE] [--perf DIR] [--keep] [--no-multiline] [--catchup-timeout 3600]
-#                [--catchup-sink discard|local]
+#                [--catchup-sink discard|local] [--agent-env unit|none]
 #
 # 1. catch-up: a generated log of --size bytes (nginx, JSON and Java lines with stack traces),
 #    read from the beginning; time until the agent's checkpoint reaches the end of the file (all
@@ -11,6 +11,9 @@
 #    file: `cat FILE >/dev/null` and `zstd -T1 -c -3 FILE >/dev/null`. The agent ships to a
 #    discard endpoint (`e2e.py discard`: reads each request, answers 200, stores nothing) unless
 #    --catchup-sink local, so that the sink's CPU does not compete with the agent's.
+# The agent is built with the `dist` profile (what the packages ship) and runs with the
+# environment of systemd/outpost-agent.service (its glibc malloc tunables), unless
+# --agent-env none.
 # 2. live: a writer appends --rate lines/s in bursts every 10 ms for --live-seconds (after a 2 s
 #    warm-up); the agent's CPU and RSS over that window.
 # 3. idle: host sampling every 10 s and 10 quiet files, for --idle-seconds; CPU and RSS.
@@ -28,7 +31,7 @@ repo=$(cd "$here/.." && pwd)
 helper=("python3" "$here/e2e.py")
 
 size=1GiB live_seconds=60 idle_seconds=60 rate=10000 results=e2e-results.json
-perf_dir="" keep=0 catchup_timeout=3600 multiline=1 catchup_sink=discard
+perf_dir="" keep=0 catchup_timeout=3600 multiline=1 catchup_sink=discard agent_env_from=unit
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
@@ -42,6 +45,7 @@ while (($#)); do
     --keep) keep=1; shift ;;
     --no-multiline) multiline=0; shift ;;
     --catchup-sink) catchup_sink=$2; shift 2 ;;
+    --agent-env) agent_env_from=$2; shift 2 ;;
     -h | --help) usage ;;
     *) echo "e2e.sh: unknown argument $1" >&2; usage 2 ;;
   esac
@@ -58,6 +62,7 @@ bytes() { # 1GiB, 512MiB, 64KiB, 1GB, 1MB, or a bare number of bytes
 }
 size_bytes=$(bytes "$size")
 case $catchup_sink in discard | local) ;; *) echo "e2e.sh: --catchup-sink is discard or local" >&2; exit 2 ;; esac
+case $agent_env_from in unit | none) ;; *) echo "e2e.sh: --agent-env is unit or none" >&2; exit 2 ;; esac
 case $results in /*) ;; *) results="$PWD/$results" ;; esac
 if [ -n "$perf_dir" ]; then
   mkdir -p "$perf_dir" && perf_dir=$(cd "$perf_dir" && pwd)
@@ -68,8 +73,9 @@ for tool in cargo python3 zstd getconf; do
 done
 clk_tck=$(getconf CLK_TCK)
 
-echo "== building outpost-agent and outpost-sink (release)"
-(cd "$repo" && cargo build --release --locked -p outpost-agent -p outpost-sink)
+echo "== building outpost-agent (profile dist, as packaged) and outpost-sink (release)"
+(cd "$repo" && cargo build --profile dist --locked -p outpost-agent &&
+  cargo build --release --locked -p outpost-sink)
 target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
@@ -85,7 +91,12 @@ cleanup() {
 trap cleanup EXIT
 # Copies: a build started by someone else during the run cannot change what is measured.
 mkdir -p "$work/bin"
-cp "$target_dir/release/outpost-agent" "$target_dir/release/outpost-sink" "$work/bin/"
+cp "$target_dir/dist/outpost-agent" "$target_dir/release/outpost-sink" "$work/bin/"
+# The agent runs with the environment its systemd unit gives it (glibc malloc tunables).
+unit_env=""
+[ "$agent_env_from" = unit ] && unit_env=$(sed -n 's/^Environment=//p' "$repo/systemd/outpost-agent.service")
+agent_env=(env)
+for kv in $unit_env; do agent_env+=("$kv"); done
 bin=$work/bin
 
 git_rev=$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -93,7 +104,7 @@ git_dirty=$(cd "$repo" && git status --porcelain -- agent proto sink Cargo.toml 
   awk '{print $2}' | paste -sd, -)
 "${helper[@]}" meta \
   "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-  "command=bench/e2e.sh --size $size --live-seconds $live_seconds --idle-seconds $idle_seconds --rate $rate --catchup-sink $catchup_sink$( ((multiline)) || echo ' --no-multiline')" \
+  "command=bench/e2e.sh --size $size --live-seconds $live_seconds --idle-seconds $idle_seconds --rate $rate --catchup-sink $catchup_sink --agent-env $agent_env_from$( ((multiline)) || echo ' --no-multiline')" \
   "multiline=$multiline" \
   "nproc=$(nproc)" \
   "cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)" \
@@ -101,7 +112,8 @@ git_dirty=$(cd "$repo" && git status --porcelain -- agent proto sink Cargo.toml 
   "kernel=$(uname -r)" \
   "rustc=$(rustc --version 2>/dev/null)" \
   "zstd=$(zstd --version 2>/dev/null | grep -o "v[0-9.]*" | head -1)" \
-  "profile=release ([profile.release] of Cargo.toml)" \
+  "profile=agent: dist ([profile.dist] of Cargo.toml); sink: release" \
+  "agent_env=$unit_env" \
   "git_rev=$git_rev" "uncommitted_changes=$git_dirty" \
   "clk_tck=$clk_tck" "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)" >"$work/meta.json"
 
@@ -143,12 +155,12 @@ agent_pid="" perf_pid=""
 start_agent() {
   t0=$EPOCHREALTIME
   if [ -z "$perf_dir" ]; then
-    "$bin/outpost-agent" run --config "$work/$1/agent.toml" 2>"$work/$1-agent.log" &
+    "${agent_env[@]}" "$bin/outpost-agent" run --config "$work/$1/agent.toml" 2>"$work/$1-agent.log" &
     agent_pid=$!
   else
     # Under perf from its first instruction (perf record -p would miss threads started later).
     perf record -q -e cpu-clock -o "$work/$1.perf.data" -- \
-      "$bin/outpost-agent" run --config "$work/$1/agent.toml" 2>"$work/$1-agent.log" &
+      "${agent_env[@]}" "$bin/outpost-agent" run --config "$work/$1/agent.toml" 2>"$work/$1-agent.log" &
     perf_pid=$!
     pids+=("$perf_pid")
     agent_pid=""
