@@ -1,5 +1,6 @@
 //! Log inputs: find files by glob, follow them, split lines, detect levels.
 
+pub mod coalesce;
 pub mod fingerprint;
 pub mod level;
 pub mod lines;

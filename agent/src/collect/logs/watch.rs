@@ -1,11 +1,14 @@
-//! Waking the tailer when a watched directory changes (the only file that imports `notify`),
-//! with a periodic rescan as the fallback for anything an event could miss.
+//! Waking the tailer when a watched directory changes, with a periodic rescan as the fallback
+//! for anything an event could miss.
 //!
-//! Each glob is watched at its longest wildcard-free directory (recursively when a directory
-//! component has a wildcard). Where watching is impossible (inotify watches exhausted, a
+//! Each glob is watched at its longest wildcard-free directory: with a coalescing inotify watch
+//! ([`super::coalesce`]: one wake-up per `poll_interval` at most, whatever the write rate), or,
+//! when a directory component has a wildcard, recursively with `notify` (the only file that
+//! imports it; a wake-up per event). Where watching is impossible (inotify watches exhausted, a
 //! directory that does not exist yet, a platform without notify) the tailer degrades to polling
 //! at `tail.poll_interval`, with one warning.
 
+use super::coalesce::CoalescingWatch;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -76,6 +79,7 @@ pub fn wakes(kind: &notify::EventKind) -> bool {
 /// Waits for changes or the next scheduled poll.
 pub struct DirWatcher {
     _watcher: Option<RecommendedWatcher>,
+    _coalescing: Option<CoalescingWatch>,
     tx: Sender<Wake>,
     rx: Receiver<Wake>,
     mode: WatchMode,
@@ -98,6 +102,7 @@ impl DirWatcher {
         let (tx, rx) = channel();
         let mut this = Self {
             _watcher: None,
+            _coalescing: None,
             tx: tx.clone(),
             rx,
             mode: WatchMode::Polling,
@@ -112,31 +117,58 @@ impl DirWatcher {
 
     /// Watch the roots of a new set of patterns (config reload), replacing the old watches.
     pub fn rewatch(&mut self, patterns: &[String]) {
-        let events = self.tx.clone();
-        let pending = self.pending.clone();
-        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok_and(|e| wakes(&e.kind)) && !pending.swap(true, Ordering::AcqRel) {
-                let _ = events.send(Wake::Changed);
-            }
-        })
-        .and_then(|mut w| {
-            let mut roots: Vec<(PathBuf, RecursiveMode)> =
-                patterns.iter().map(|p| watch_root(p)).collect();
-            roots.sort_by(|a, b| a.0.cmp(&b.0));
-            roots.dedup_by(|a, b| a.0 == b.0);
-            for (root, mode) in roots {
-                w.watch(&root, mode).map_err(|e| e.add_path(root))?;
-            }
-            Ok(w)
+        self._watcher = None;
+        self._coalescing = None;
+        let mut roots: Vec<(PathBuf, RecursiveMode)> =
+            patterns.iter().map(|p| watch_root(p)).collect();
+        // A directory wanted both ways is watched recursively (which covers the other).
+        roots.sort_by(|a, b| {
+            let rank = |m: &RecursiveMode| u8::from(*m != RecursiveMode::Recursive);
+            a.0.cmp(&b.0).then(rank(&a.1).cmp(&rank(&b.1)))
         });
-        (self._watcher, self.mode) = match watcher {
-            Ok(w) => (Some(w), WatchMode::Notify),
+        roots.dedup_by(|later, first| later.0 == first.0);
+        let (recursive, flat): (Vec<_>, Vec<_>) = roots
+            .into_iter()
+            .partition(|(_, m)| *m == RecursiveMode::Recursive);
+        let flat: Vec<PathBuf> = flat.into_iter().map(|(p, _)| p).collect();
+        let recursive: Vec<PathBuf> = recursive.into_iter().map(|(p, _)| p).collect();
+
+        let changed = {
+            let events = self.tx.clone();
+            let pending = self.pending.clone();
+            move || pending.swap(true, Ordering::AcqRel) || events.send(Wake::Changed).is_ok()
+        };
+        let coalescing = CoalescingWatch::start(&flat, self.poll_interval, changed.clone())
+            .map_err(|e| e.to_string());
+        let watcher = if recursive.is_empty() {
+            Ok(None)
+        } else {
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                if res.is_ok_and(|e| wakes(&e.kind)) {
+                    changed();
+                }
+            })
+            .and_then(|mut w| {
+                for root in recursive {
+                    w.watch(&root, RecursiveMode::Recursive)
+                        .map_err(|e| e.add_path(root))?;
+                }
+                Ok(Some(w))
+            })
+            .map_err(|e| e.to_string())
+        };
+        match coalescing.and_then(|c| watcher.map(|w| (c, w))) {
+            Ok((c, w)) => {
+                self._coalescing = c;
+                self._watcher = w;
+                self.mode = WatchMode::Notify;
+            }
             Err(error) => {
                 tracing::warn!(%error, poll_interval = ?self.poll_interval,
                     "cannot watch log directories; polling instead");
-                (None, WatchMode::Polling)
+                self.mode = WatchMode::Polling;
             }
-        };
+        }
     }
 
     /// How changes are learnt.
@@ -248,6 +280,30 @@ mod tests {
         }
         // Until the tailer polls again, later events send nothing.
         assert_eq!(w.rx.try_iter().count(), 1);
+    }
+
+    #[test]
+    fn a_wildcard_directory_is_watched_recursively_and_a_plain_one_coalesced() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("app1");
+        std::fs::create_dir(&sub).unwrap();
+        let flat = tempfile::tempdir().unwrap();
+        let patterns = [
+            format!("{}/*/*.log", dir.path().display()),
+            format!("{}/*.log", flat.path().display()),
+        ];
+        let (mut w, _stop) = DirWatcher::new(
+            &patterns,
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        );
+        assert_eq!(w.mode(), WatchMode::Notify);
+        assert!(w._watcher.is_some() && w._coalescing.is_some());
+        // A file deep under the recursive root wakes the waiter (only an event can: the rescan
+        // interval is an hour).
+        std::fs::write(sub.join("a.log"), "x\n").unwrap();
+        assert_eq!(w.wait(None), Woken::Poll);
+        // (That the coalescing watch wakes is `coalesce`'s tests.)
     }
 
     #[test]
