@@ -14,7 +14,13 @@ pub struct Batcher {
     records: FrameBuilder,
     bytes: usize,
     opened: Option<Instant>,
+    /// Buffers of encoded batches, given back for the next batches.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Spare buffers kept (a batch's buffer is reused, so a busy agent does not map, fault in and
+/// unmap a fresh megabyte for every batch).
+const SPARE_BUFFERS: usize = 2;
 
 impl Batcher {
     /// An empty batcher.
@@ -24,6 +30,14 @@ impl Batcher {
             records: FrameBuilder::new(),
             bytes: 0,
             opened: None,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Give back the buffer of a batch that has been encoded, for a later batch.
+    pub fn recycle(&mut self, buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(buffer);
         }
     }
 
@@ -119,7 +133,15 @@ impl Batcher {
     fn take(&mut self) -> Option<FrameBuilder> {
         self.opened = None;
         self.bytes = 0;
-        (!self.records.is_empty()).then(|| std::mem::take(&mut self.records))
+        if self.records.is_empty() {
+            return None;
+        }
+        let next = self
+            .spare
+            .pop()
+            .map(FrameBuilder::from_buffer)
+            .unwrap_or_default();
+        Some(std::mem::replace(&mut self.records, next))
     }
 }
 
@@ -249,6 +271,34 @@ mod tests {
             b.flush().map(|f| records(&f)),
             Some(vec![Record::Metric(point(2))])
         );
+    }
+
+    #[test]
+    fn a_recycled_buffer_carries_the_next_batch() {
+        let mut b = Batcher::new(limits(2, 1 << 20));
+        let now = Instant::now();
+        let mut out = Vec::new();
+        push(&mut b, &log(0, 100), now, &mut out);
+        push(&mut b, &log(1, 100), now, &mut out);
+        let first = out.pop().unwrap();
+        assert_eq!(first.len(), 2);
+        let buffer = first.into_buffer();
+        let ptr = buffer.as_ptr();
+        b.recycle(buffer);
+        push(&mut b, &log(2, 10), now, &mut out);
+        push(&mut b, &log(3, 10), now, &mut out);
+        let second = out.pop().unwrap();
+        assert_eq!(
+            records(&second),
+            vec![Record::Log(log(2, 10)), Record::Log(log(3, 10))]
+        );
+        // The second batch opened before the buffer came back; the third is written into it.
+        push(&mut b, &log(4, 10), now, &mut out);
+        let third = b.flush().unwrap();
+        assert_eq!(records(&third), vec![Record::Log(log(4, 10))]);
+        let (second, third) = (second.into_buffer(), third.into_buffer());
+        assert_ne!(second.as_ptr(), ptr);
+        assert_eq!(third.as_ptr(), ptr);
     }
 
     #[test]

@@ -65,6 +65,21 @@ impl FrameBuilder {
         Self::default()
     }
 
+    /// An empty builder that writes into `buffer` (cleared; its capacity is kept): to reuse the
+    /// memory of a builder already encoded, see [`into_buffer`](Self::into_buffer).
+    pub fn from_buffer(mut buffer: Vec<u8>) -> Self {
+        buffer.clear();
+        Self {
+            body: buffer,
+            ends: Vec::new(),
+        }
+    }
+
+    /// The builder's byte buffer, for [`from_buffer`](Self::from_buffer).
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.body
+    }
+
     /// Add a record. A metric point with more than [`MAX_DIMENSIONS`] dimensions is refused
     /// (no frame could carry it) and nothing is added.
     pub fn push(&mut self, record: &Record) -> Result<(), EncodeError> {
@@ -314,6 +329,21 @@ mod tests {
             b.records().unwrap(),
             (0..5).map(|i| Record::Log(log(i))).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_reused_buffer_starts_empty_and_keeps_its_capacity() {
+        let mut a = FrameBuilder::new();
+        for i in 0..50 {
+            a.push(&Record::Log(log(i))).unwrap();
+        }
+        let buf = a.into_buffer();
+        let capacity = buf.capacity();
+        let mut b = FrameBuilder::from_buffer(buf);
+        assert!(b.is_empty() && b.body_len() == 0);
+        b.push(&Record::Log(log(7))).unwrap();
+        assert_eq!(b.records().unwrap(), vec![Record::Log(log(7))]);
+        assert_eq!(b.into_buffer().capacity(), capacity);
     }
 
     #[test]

@@ -34,8 +34,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, mpsc, watch};
 
-/// Chunks of records buffered between the collectors and the batcher.
-const ITEM_CHANNEL: usize = 64;
+/// Chunks of records buffered between the collectors and the batcher (a log chunk holds up to
+/// about 256 KiB of lines).
+const ITEM_CHANNEL: usize = 16;
 /// Closed batches buffered between the batcher and the encoder.
 const BATCH_CHANNEL: usize = 2;
 /// Encoded batches buffered between the encoder and the writer (written as one group when
@@ -164,11 +165,17 @@ pub async fn run(
     };
     drop(item_tx);
 
-    let batcher = tokio::spawn(batch_loop(Batcher::new(config.batch), item_rx, closed_tx));
+    let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    let batcher = tokio::spawn(batch_loop(
+        Batcher::new(config.batch),
+        item_rx,
+        closed_tx,
+        recycle_rx,
+    ));
     let (encoded_tx, encoded_rx) = mpsc::channel::<writer::Encoded>(ENCODED_CHANNEL);
     let zstd_level = config.zstd_level;
     let encoder = collectors::spawn("outpost-encoder", move || {
-        writer::encode_loop(closed_rx, encoded_tx, ident, zstd_level, seq)
+        writer::encode_loop(closed_rx, encoded_tx, recycle_tx, ident, zstd_level, seq)
     })?;
     let mut writer = tokio::spawn(
         writer::Writer {
@@ -318,11 +325,15 @@ async fn batch_loop(
     mut batcher: Batcher,
     mut items: mpsc::Receiver<Item>,
     out: mpsc::Sender<Closed>,
+    recycled: std::sync::mpsc::Receiver<Vec<u8>>,
 ) {
     let mut closed = Vec::new();
     // Positions just past the records in the open batch.
     let mut open_positions: Vec<Position> = Vec::new();
     loop {
+        while let Ok(buffer) = recycled.try_recv() {
+            batcher.recycle(buffer);
+        }
         let deadline = batcher.deadline();
         let mut ready: Vec<Closed> = Vec::new();
         let close = |records, positions| Closed {

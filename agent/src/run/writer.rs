@@ -42,13 +42,16 @@ pub struct Encoded {
 pub fn encode_loop(
     mut closed: mpsc::Receiver<Closed>,
     out: mpsc::Sender<Encoded>,
+    recycle: std::sync::mpsc::SyncSender<Vec<u8>>,
     identity: AgentIdentity,
     zstd_level: i32,
     mut seq: SeqAllocator,
 ) -> Result<(), AgentError> {
     let mut encoder = FrameEncoder::new(zstd_level);
     while let Some(batch) = closed.blocking_recv() {
-        let encoded = encode(batch, &identity, &mut encoder, &mut seq)?;
+        let (encoded, buffer) = encode(batch, &identity, &mut encoder, &mut seq)?;
+        // Back to the batcher for a later batch (dropped if it has enough).
+        let _ = recycle.try_send(buffer);
         if let Some(e) = encoded
             && out.blocking_send(e).is_err()
         {
@@ -58,31 +61,31 @@ pub fn encode_loop(
     Ok(())
 }
 
-/// Encode one batch; `None` when it carries neither records nor positions.
+/// Encode one batch; `None` when it carries neither records nor positions. Also returns the
+/// batch's buffer, for reuse.
 fn encode(
     batch: Closed,
     identity: &AgentIdentity,
     encoder: &mut FrameEncoder,
     seq: &mut SeqAllocator,
-) -> Result<Option<Encoded>, AgentError> {
+) -> Result<(Option<Encoded>, Vec<u8>), AgentError> {
     let records = batch.records.len() as u64;
-    let frames = if batch.records.is_empty() {
+    let (frames, buffer) = if batch.records.is_empty() {
         if batch.positions.is_empty() {
-            return Ok(None);
+            return Ok((None, batch.records.into_buffer()));
         }
-        vec![Vec::new()]
+        (vec![Vec::new()], batch.records.into_buffer())
     } else {
-        encode_frames(
+        let encoded = encode_frames(
             encoder,
             identity,
             batch.records,
             batch.created_ms,
             &mut || seq.allocate(),
         )
-        .map_err(|e| io_err("encoding a batch", e))?
-        .into_iter()
-        .map(|(_, _, frame)| frame)
-        .collect()
+        .map_err(|e| io_err("encoding a batch", e))?;
+        let frames = encoded.frames.into_iter().map(|f| f.bytes).collect();
+        (frames, encoded.buffer)
     };
     let last = frames.len() - 1;
     let entries = frames
@@ -94,11 +97,14 @@ fn encode(
             envelope::seal(frame, positions)
         })
         .collect();
-    Ok(Some(Encoded {
-        entries,
-        positions: batch.positions,
-        records,
-    }))
+    Ok((
+        Some(Encoded {
+            entries,
+            positions: batch.positions,
+            records,
+        }),
+        buffer,
+    ))
 }
 
 /// What the writer did.

@@ -34,19 +34,31 @@ pub struct ShipStats {
 
 /// Encode records into one or more frames, halving any part that exceeds a frame limit.
 /// `next_seq` numbers each frame; a number used for a frame that had to be split is skipped.
+/// Also returns the records' buffer, emptied, for reuse.
 pub fn encode_frames(
     encoder: &mut FrameEncoder,
     identity: &AgentIdentity,
     records: FrameBuilder,
     created_ms: i64,
     next_seq: &mut dyn FnMut() -> std::io::Result<u64>,
-) -> std::io::Result<Vec<(u64, usize, Vec<u8>)>> {
+) -> std::io::Result<Frames> {
     let mut out = Vec::new();
+    let mut buffer = Vec::new();
     let mut pending = vec![records];
     while let Some(mut records) = pending.pop() {
         let seq = next_seq()?;
         match encoder.encode(identity, seq, created_ms, &records) {
-            Ok(frame) => out.push((seq, records.len(), frame)),
+            Ok(frame) => {
+                out.push(Frame {
+                    seq,
+                    records: records.len(),
+                    bytes: frame,
+                });
+                let spent = records.into_buffer();
+                if spent.capacity() > buffer.capacity() {
+                    buffer = spent;
+                }
+            }
             Err(
                 EncodeError::TooManyRecords { .. }
                 | EncodeError::DecompressedTooLarge { .. }
@@ -65,7 +77,31 @@ pub fn encode_frames(
             }
         }
     }
-    Ok(out)
+    buffer.clear();
+    Ok(Frames {
+        frames: out,
+        buffer,
+    })
+}
+
+/// One encoded frame.
+#[derive(Debug)]
+pub struct Frame {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Records in it.
+    pub records: usize,
+    /// The frame.
+    pub bytes: Vec<u8>,
+}
+
+/// The frames of one batch, and the batch's emptied buffer (for reuse).
+#[derive(Debug)]
+pub struct Frames {
+    /// In order.
+    pub frames: Vec<Frame>,
+    /// The records' buffer, empty.
+    pub buffer: Vec<u8>,
 }
 
 /// How one delivery ended.
@@ -229,11 +265,16 @@ mod tests {
                 Ok(n)
             },
         )
-        .unwrap();
+        .unwrap()
+        .frames;
         assert_eq!(frames.len(), 1);
-        assert_eq!(frames[0].0, 11);
+        assert_eq!(frames[0].seq, 11);
+        assert_eq!(frames[0].records, 3);
         assert_eq!(
-            outpost_proto::decode(&frames[0].2).unwrap().records.len(),
+            outpost_proto::decode(&frames[0].bytes)
+                .unwrap()
+                .records
+                .len(),
             3
         );
     }
@@ -248,9 +289,10 @@ mod tests {
             n += 1;
             Ok(n)
         })
-        .unwrap();
+        .unwrap()
+        .frames;
         assert!(frames.len() >= 2);
-        let mut seqs: Vec<u64> = frames.iter().map(|f| f.0).collect();
+        let mut seqs: Vec<u64> = frames.iter().map(|f| f.seq).collect();
         let sorted = {
             let mut s = seqs.clone();
             s.sort();
@@ -261,13 +303,13 @@ mod tests {
         assert_eq!(seqs.len(), frames.len());
         let back: Vec<Record> = frames
             .iter()
-            .flat_map(|f| outpost_proto::decode(&f.2).unwrap().records)
+            .flat_map(|f| outpost_proto::decode(&f.bytes).unwrap().records)
             .collect();
         assert_eq!(back, records, "nothing lost, nothing reordered");
         assert!(
             frames
                 .iter()
-                .all(|f| f.2.len() <= outpost_proto::limits::MAX_FRAME_LEN)
+                .all(|f| f.bytes.len() <= outpost_proto::limits::MAX_FRAME_LEN)
         );
     }
 }

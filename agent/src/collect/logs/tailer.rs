@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 /// Bytes read from one file per poll, so one busy file cannot starve the others.
 pub const READ_BUDGET: usize = 4 * 1024 * 1024;
 const CHUNK: usize = 64 * 1024;
+/// Records are handed out in chunks of about this many bytes read (or what one poll read): a
+/// chunk costs a wake-up of the batcher, and a live file is read a few times a second.
+const EMIT_BYTES: usize = 256 * 1024;
 
 /// Counters of what the tailer did, for logs and the agent's own metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -597,6 +600,8 @@ impl Tailer {
                 at_eof: true,
             });
         }
+        // Bytes read since the last chunk was handed out.
+        let mut unsent = 0usize;
         let at_eof = loop {
             if total >= READ_BUDGET {
                 break false;
@@ -620,10 +625,15 @@ impl Tailer {
                     None => joined.push(single(line, end)),
                 }
             }
-            if !joined.is_empty() {
+            unsent += n;
+            if unsent >= EMIT_BYTES && !joined.is_empty() {
                 self.emit_joined(i, std::mem::take(&mut joined), now_ms, emit)?;
+                unsent = 0;
             }
         };
+        if !joined.is_empty() {
+            self.emit_joined(i, joined, now_ms, emit)?;
+        }
         self.stats.bytes += total as u64;
         Ok(ReadOutcome {
             bytes: total,
