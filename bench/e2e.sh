@@ -3,7 +3,7 @@
 #
 #   bench/e2e.sh [--size 1GiB] [--live-seconds 60] [--idle-seconds 60] [--rate 10000]
 #                [--results FILE] [--perf DIR] [--keep] [--no-multiline] [--catchup-timeout 3600]
-#                [--catchup-sink discard|local] [--agent-env unit|none]
+#                [--catchup-sink discard|local] [--agent-env unit|none] [--zstd-level N]
 #
 # 1. catch-up: a generated log of --size bytes (nginx, JSON and Java lines with stack traces),
 #    read from the beginning; time until the agent's checkpoint reaches the end of the file (all
@@ -31,7 +31,7 @@ repo=$(cd "$here/.." && pwd)
 helper=("python3" "$here/e2e.py")
 
 size=1GiB live_seconds=60 idle_seconds=60 rate=10000 results=e2e-results.json
-perf_dir="" keep=0 catchup_timeout=3600 multiline=1 catchup_sink=discard agent_env_from=unit
+perf_dir="" keep=0 catchup_timeout=3600 multiline=1 catchup_sink=discard agent_env_from=unit zstd_level=""
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
@@ -46,6 +46,7 @@ while (($#)); do
     --no-multiline) multiline=0; shift ;;
     --catchup-sink) catchup_sink=$2; shift 2 ;;
     --agent-env) agent_env_from=$2; shift 2 ;;
+    --zstd-level) zstd_level=$2; shift 2 ;;
     -h | --help) usage ;;
     *) echo "e2e.sh: unknown argument $1" >&2; usage 2 ;;
   esac
@@ -104,7 +105,7 @@ git_dirty=$(cd "$repo" && git status --porcelain -- agent proto sink Cargo.toml 
   awk '{print $2}' | paste -sd, -)
 "${helper[@]}" meta \
   "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-  "command=bench/e2e.sh --size $size --live-seconds $live_seconds --idle-seconds $idle_seconds --rate $rate --catchup-sink $catchup_sink --agent-env $agent_env_from$( ((multiline)) || echo ' --no-multiline')" \
+  "command=bench/e2e.sh --size $size --live-seconds $live_seconds --idle-seconds $idle_seconds --rate $rate --catchup-sink $catchup_sink --agent-env $agent_env_from${zstd_level:+ --zstd-level $zstd_level}$( ((multiline)) || echo ' --no-multiline')" \
   "multiline=$multiline" \
   "nproc=$(nproc)" \
   "cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)" \
@@ -141,6 +142,7 @@ paths = ["$3"]
 service = "e2e"
 read_from = "beginning"
 $multiline_section
+$batch_section
 [spool]
 max_bytes = "2GiB"
 [sink]
@@ -149,6 +151,8 @@ url = "${4:-$url}"
 TOML
   "$bin/outpost-agent" check-config --config "$work/$1/agent.toml"
 }
+batch_section=""
+[ -n "$zstd_level" ] && batch_section=$'[batch]\nzstd_level = '"$zstd_level"
 multiline_section=""
 ((multiline)) && multiline_section=$'[logs.multiline]\nstart_pattern = \'^[0-9{]\''
 agent_pid="" perf_pid=""
@@ -196,8 +200,8 @@ if ((size_bytes > 0)); then
   mkdir -p "$work/catchup-logs"
   "${helper[@]}" gen "$work/catchup-logs/app.log" --size "$size_bytes" >"$work/gen.json"
   cat "$work/gen.json"
-  echo "== catch-up: references (cat, zstd -T1 -3)"
-  "${helper[@]}" refs "$work/catchup-logs/app.log" >"$work/refs.json"
+  echo "== catch-up: references (cat, zstd -T1 -${zstd_level:-3})"
+  "${helper[@]}" refs "$work/catchup-logs/app.log" --level "${zstd_level:-3}" >"$work/refs.json"
   cat "$work/refs.json"
   catchup_url=$url catchup_sink_pid=$sink_pid
   if [ "$catchup_sink" = discard ]; then
