@@ -106,9 +106,11 @@ impl Batcher {
         self.opened.map(|o| o + self.limits.max_age)
     }
 
-    /// Close the open batch if it has reached its age.
+    /// Close the open batch if it has reached its age. A batch closed by age means little is
+    /// coming in: the spare buffers are freed too.
     pub fn poll(&mut self, now: Instant) -> Option<FrameBuilder> {
         if self.deadline().is_some_and(|d| now >= d) {
+            self.spare.clear();
             self.take()
         } else {
             None
@@ -299,6 +301,12 @@ mod tests {
         let (second, third) = (second.into_buffer(), third.into_buffer());
         assert_ne!(second.as_ptr(), ptr);
         assert_eq!(third.as_ptr(), ptr);
+        // Closing by age (little traffic) lets the spare buffers go.
+        b.recycle(third);
+        assert_eq!(b.spare.len(), 1);
+        push(&mut b, &log(5, 10), now, &mut out);
+        assert!(b.poll(now + Duration::from_secs(5)).is_some());
+        assert!(b.spare.is_empty());
     }
 
     #[test]

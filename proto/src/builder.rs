@@ -202,6 +202,14 @@ impl FrameEncoder {
         }
     }
 
+    /// Free the compression context and the buffers (an idle agent need not keep megabytes for
+    /// the next batch); the next [`encode`](Self::encode) makes new ones.
+    pub fn release(&mut self) {
+        self.compressor = None;
+        self.plain = Vec::new();
+        self.compressed = Vec::new();
+    }
+
     /// The frame of a batch whose records are in `records`: the bytes
     /// [`crate::encode_with_level`] produces for the same batch.
     pub fn encode(
@@ -386,7 +394,10 @@ mod tests {
     #[test]
     fn an_encoder_reused_across_frames_gives_the_one_shot_bytes() {
         let mut enc = FrameEncoder::new(3);
-        for n in [0usize, 1, 7, 300] {
+        for n in [0usize, 1, 7, 300, 2] {
+            if n == 300 {
+                enc.release();
+            }
             let records: Vec<Record> = (0..n as i64).map(|i| Record::Log(log(i))).collect();
             let mut b = FrameBuilder::new();
             for r in &records {

@@ -91,27 +91,30 @@ impl Delivery {
                 }
                 continue;
             };
-            let frame = match envelope::frame(&entry.payload) {
-                Ok(f) => f,
+            let entry_id = entry.id;
+            let payload = bytes::Bytes::from(entry.payload);
+            let frame = match envelope::frame_range(&payload) {
+                Ok(range) => payload.slice(range),
                 Err(error) => {
                     // Written by this agent and checksummed by the spool: only a format from
                     // a newer agent gets here. Send it as is: the sink rejects what it cannot
                     // read, and a rejected frame is kept as a dead letter, never lost.
-                    tracing::error!(id = entry.id, %error, "unreadable spool entry");
-                    &entry.payload[..]
+                    tracing::error!(id = entry_id, %error, "unreadable spool entry");
+                    payload
                 }
             };
             if !frame.is_empty() {
                 let records =
-                    outpost_proto::parse_header(frame).map_or(0, |h| u64::from(h.record_count));
-                match self.shipper.deliver(entry.id, records, frame).await {
+                    outpost_proto::parse_header(&frame).map_or(0, |h| u64::from(h.record_count));
+                match self.shipper.deliver(entry_id, records, &frame).await {
                     Outcome::Delivered => {}
                     Outcome::Rejected { status, reason } => {
-                        self.dead_letter(entry.id, status, &reason, frame)?;
+                        self.dead_letter(entry_id, status, &reason, &frame)?;
                     }
                     Outcome::Abandoned => break,
                 }
             }
+            drop(frame);
             // Ack only once the checkpoint file covers this entry's positions; else a crash
             // right after the ack would lose them and the lines would be read again.
             if self

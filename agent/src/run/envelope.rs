@@ -55,10 +55,13 @@ pub fn seal(frame: &[u8], positions: &[Position]) -> Vec<u8> {
     out
 }
 
-/// The frame inside an entry.
-pub fn frame(entry: &[u8]) -> Result<&[u8], EnvelopeError> {
-    split(entry).map(|(f, _)| f)
+/// Where the frame is inside an entry (to share the entry's buffer rather than copy it).
+pub fn frame_range(entry: &[u8]) -> Result<std::ops::Range<usize>, EnvelopeError> {
+    split(entry).map(|(f, _)| HEADER..HEADER + f.len())
 }
+
+/// Bytes before the frame: the version and the frame's length.
+const HEADER: usize = 5;
 
 /// The positions inside an entry.
 pub fn positions(entry: &[u8]) -> Result<Vec<Position>, EnvelopeError> {
@@ -118,10 +121,10 @@ mod tests {
             reset: true,
         };
         let e = seal(b"FRAME", std::slice::from_ref(&p));
-        assert_eq!(frame(&e).unwrap(), b"FRAME");
+        assert_eq!(&e[frame_range(&e).unwrap()], b"FRAME");
         assert_eq!(positions(&e).unwrap(), vec![p]);
-        assert!(frame(&e[..7]).is_err());
-        assert!(frame(&[2, 0, 0, 0, 0]).is_err());
+        assert!(frame_range(&e[..7]).is_err());
+        assert!(frame_range(&[2, 0, 0, 0, 0]).is_err());
         assert_eq!(positions(&seal(b"", &[])).unwrap(), vec![]);
     }
 }

@@ -174,8 +174,14 @@ pub async fn run(
     ));
     let (encoded_tx, encoded_rx) = mpsc::channel::<writer::Encoded>(ENCODED_CHANNEL);
     let zstd_level = config.zstd_level;
+    let runtime = tokio::runtime::Handle::current();
     let encoder = collectors::spawn("outpost-encoder", move || {
-        writer::encode_loop(closed_rx, encoded_tx, recycle_tx, ident, zstd_level, seq)
+        let channels = writer::EncoderChannels {
+            closed: closed_rx,
+            encoded: encoded_tx,
+            recycle: recycle_tx,
+        };
+        writer::encode_loop(&runtime, channels, ident, zstd_level, seq)
     })?;
     let mut writer = tokio::spawn(
         writer::Writer {

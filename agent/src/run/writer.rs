@@ -21,6 +21,8 @@ use tokio::time::Instant;
 
 /// How long a writer waiting for spool space sleeps between checks when no ack wakes it.
 const FULL_RECHECK: Duration = Duration::from_secs(1);
+/// An encoder without a batch for this long frees its compression context and buffers.
+const IDLE_RELEASE: Duration = Duration::from_secs(2);
 /// Most spool entries written with one `fdatasync` (group commit).
 const GROUP_MAX: usize = 16;
 
@@ -35,20 +37,46 @@ pub struct Encoded {
     pub records: u64,
 }
 
+/// The encoder thread's channels.
+pub struct EncoderChannels {
+    /// Closed batches, from the batcher.
+    pub closed: mpsc::Receiver<Closed>,
+    /// Encoded batches, to the writer.
+    pub encoded: mpsc::Sender<Encoded>,
+    /// Emptied batch buffers, back to the batcher.
+    pub recycle: std::sync::mpsc::SyncSender<Vec<u8>>,
+}
+
 /// The encoder thread: closed batches become spool entries (postcard, zstd, envelope). A thread
 /// of its own, so compressing the next batch overlaps the batcher, the `fdatasync` of the last
 /// one and the tailer (tasks passing messages on the async runtime tend to run one after the
 /// other on the same worker).
 pub fn encode_loop(
-    mut closed: mpsc::Receiver<Closed>,
-    out: mpsc::Sender<Encoded>,
-    recycle: std::sync::mpsc::SyncSender<Vec<u8>>,
+    runtime: &tokio::runtime::Handle,
+    channels: EncoderChannels,
     identity: AgentIdentity,
     zstd_level: i32,
     mut seq: SeqAllocator,
 ) -> Result<(), AgentError> {
+    let EncoderChannels {
+        mut closed,
+        encoded: out,
+        recycle,
+    } = channels;
     let mut encoder = FrameEncoder::new(zstd_level);
-    while let Some(batch) = closed.blocking_recv() {
+    loop {
+        // Idle for a while: give back the compression context and buffers (megabytes).
+        // (The timer is made inside `block_on`: it needs the runtime's context.)
+        let waited =
+            runtime.block_on(async { tokio::time::timeout(IDLE_RELEASE, closed.recv()).await });
+        let batch = match waited {
+            Ok(batch) => batch,
+            Err(_) => {
+                encoder.release();
+                closed.blocking_recv()
+            }
+        };
+        let Some(batch) = batch else { break };
         let (encoded, buffer) = encode(batch, &identity, &mut encoder, &mut seq)?;
         // Back to the batcher for a later batch (dropped if it has enough).
         let _ = recycle.try_send(buffer);

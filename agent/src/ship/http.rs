@@ -98,12 +98,13 @@ impl HttpSender {
     }
 
     /// POST one frame.
-    pub async fn send(&self, frame: &[u8]) -> Result<(), SendError> {
+    pub async fn send(&self, frame: &bytes::Bytes) -> Result<(), SendError> {
         let mut req = self
             .client
             .post(self.url.clone())
             .header(CONTENT_TYPE, FRAME_CONTENT_TYPE)
-            .body(frame.to_vec());
+            // A reference-counted handle, not a copy (retries send it again).
+            .body(frame.clone());
         if let Some(t) = &self.token {
             req = req.header(AUTHORIZATION, format!("Bearer {t}"));
         }

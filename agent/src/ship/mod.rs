@@ -161,7 +161,7 @@ impl Shipper {
     }
 
     /// Deliver one frame carrying `records` records.
-    pub async fn deliver(&mut self, id: u64, records: u64, frame: &[u8]) -> Delivery {
+    pub async fn deliver(&mut self, id: u64, records: u64, frame: &bytes::Bytes) -> Delivery {
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         loop {
             if self.out_of_time() {
