@@ -13,6 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// How often the positions of every followed file are sent to the checkpoints (keeping their
+/// entries fresh, so pruning only drops files no longer followed).
+pub const CHECKPOINT_KEEPALIVE: Duration = Duration::from_secs(3600);
+
 /// Host samples kept while the pipeline is blocked; past this the oldest are dropped.
 pub const SAMPLE_BACKLOG: usize = 60;
 
@@ -81,6 +85,7 @@ pub fn spawn_tailer(
     let thread_stop = stop;
     let handle = spawn("outpost-tailer", move || {
         let mut settling = false;
+        let mut last_keepalive: Option<Instant> = None;
         loop {
             if let Some(new) = inputs.lock().ok().and_then(|mut s| s.take()) {
                 watcher.rewatch(&patterns(&new));
@@ -111,6 +116,15 @@ pub fn spawn_tailer(
             }
             if thread_stop.load(Ordering::Relaxed) {
                 break;
+            }
+            // Keep the checkpoints of the files still followed from being pruned as stale
+            // (the writer prunes entries not refreshed for a week).
+            if last_keepalive.is_none_or(|t| t.elapsed() >= CHECKPOINT_KEEPALIVE) {
+                last_keepalive = Some(Instant::now());
+                let positions = tailer.positions();
+                if !positions.is_empty() && tx.blocking_send(Item::Positions(positions)).is_err() {
+                    break;
+                }
             }
             // Catching up (a read budget was hit): read on at once; a file being read from
             // behind sends no events to wait for.

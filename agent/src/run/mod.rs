@@ -76,6 +76,9 @@ enum Item {
     Metrics(Vec<MetricPoint>),
     /// The tailer read a backlog to its end (it had stopped at its read budget before).
     CaughtUp,
+    /// The current positions of the files followed (no new records): refreshes their
+    /// checkpoints.
+    Positions(Vec<Position>),
 }
 
 /// A closed batch and the file positions it completes.
@@ -194,6 +197,8 @@ pub async fn run(
             stats: writer::WriterStats::default(),
             checkpointed: checkpointed_tx,
             last_appended: checkpointed_through,
+            started: std::time::Instant::now(),
+            last_prune: std::time::Instant::now(),
         }
         .run(encoded_rx),
     );
@@ -399,6 +404,15 @@ async fn batch_loop(
                         }
                     }
                 }
+                Some(Item::Positions(positions)) => {
+                    if batcher.is_empty() {
+                        ready.push(close(FrameBuilder::new(), positions));
+                    } else {
+                        for p in positions {
+                            note_position(&mut open_positions, p);
+                        }
+                    }
+                }
                 Some(Item::CaughtUp) => {
                     if let Some(records) = batcher.flush() {
                         ready.push(close(records, std::mem::take(&mut open_positions)));
@@ -462,4 +476,68 @@ async fn join_thread<T: Send + 'static>(h: std::thread::JoinHandle<T>) -> Result
         .await
         .map_err(|e| AgentError::Internal(e.to_string()))?
         .map_err(|_| AgentError::Internal("worker thread panicked".to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::logs::fingerprint::FileIdentity;
+    use crate::config::BatchLimits;
+    use outpost_proto::{Record, Unit};
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn pos(path: &str, ino: u64, offset: u64) -> Position {
+        Position {
+            path: PathBuf::from(path),
+            identity: FileIdentity {
+                dev: 1,
+                ino,
+                fingerprint: None,
+                fingerprint_len: 0,
+            },
+            offset,
+            reset: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn keepalive_positions_travel_alone_or_with_the_open_batch() {
+        let (tx, rx) = mpsc::channel(4);
+        let (out_tx, mut out) = mpsc::channel(4);
+        let (_recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel(1);
+        let limits = BatchLimits {
+            max_records: 100,
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(3600),
+        };
+        let task = tokio::spawn(batch_loop(Batcher::new(limits), rx, out_tx, recycle_rx));
+
+        // Nothing batched: the positions make a batch of their own, without records.
+        tx.send(Item::Positions(vec![pos("/a", 1, 10), pos("/b", 2, 20)]))
+            .await
+            .unwrap();
+        let alone = out.recv().await.unwrap();
+        assert!(alone.records.is_empty());
+        assert_eq!(alone.positions, [pos("/a", 1, 10), pos("/b", 2, 20)]);
+
+        // A batch open: they ride with it, and are spooled with its records.
+        let point = MetricPoint {
+            name: "m".into(),
+            ts_ms: 1,
+            value: 1.0,
+            unit: Unit::Count,
+            dimensions: vec![],
+        };
+        tx.send(Item::Metrics(vec![point.clone()])).await.unwrap();
+        tx.send(Item::Positions(vec![pos("/a", 1, 30)]))
+            .await
+            .unwrap();
+        drop(tx);
+        let with = out.recv().await.unwrap();
+        assert_eq!(with.records.records().unwrap(), [Record::Metric(point)]);
+        assert_eq!(with.positions, [pos("/a", 1, 30)]);
+        task.await.unwrap();
+        assert!(out.recv().await.is_none());
+    }
 }

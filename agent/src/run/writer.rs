@@ -161,7 +161,16 @@ pub struct Writer {
     pub checkpointed: watch::Sender<u64>,
     /// The last spool entry appended.
     pub last_appended: u64,
+    /// When the writer started (stale checkpoints are pruned only after a while).
+    pub started: std::time::Instant,
+    /// When stale checkpoints were last pruned.
+    pub last_prune: std::time::Instant,
 }
+
+/// Stale checkpoints are pruned only once the agent has run this long (every followed file has
+/// refreshed its entry by then), and then at most this often.
+const PRUNE_AFTER: Duration = Duration::from_secs(2 * 3600);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 fn io_err(what: &str, e: impl std::fmt::Display) -> AgentError {
     AgentError::Internal(format!("{what}: {e}"))
@@ -202,6 +211,21 @@ impl Writer {
     }
 
     async fn flush_checkpoints(&mut self) -> Result<(), AgentError> {
+        if self.started.elapsed() >= PRUNE_AFTER && self.last_prune.elapsed() >= PRUNE_EVERY {
+            // Running long enough for every followed file to have refreshed its entry (see
+            // `CHECKPOINT_KEEPALIVE`): what is older belongs to files gone or no longer followed.
+            self.last_prune = std::time::Instant::now();
+            let pruned = self.checkpoints.prune(
+                super::unix_ms(),
+                crate::state::checkpoint::DEFAULT_PRUNE_AGE,
+            );
+            if pruned > 0 {
+                tracing::info!(
+                    pruned,
+                    "checkpoints of files not followed for a week dropped"
+                );
+            }
+        }
         if self.checkpoints.is_dirty() {
             // Small (one line a file) and rare (once per batch at most): fine on this thread.
             tokio::task::block_in_place(|| self.checkpoints.flush())
