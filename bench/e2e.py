@@ -20,6 +20,7 @@ import json
 import os
 import random
 import re
+import signal
 import resource
 import struct
 import subprocess
@@ -491,25 +492,14 @@ def cmd_catchup(a):
     print()
 
 
-def cmd_live(a):
-    """Append --rate lines/s to FILE in bursts every --burst-ms, for --warmup then --seconds;
-    measure the agent over the --seconds window; then wait until it delivered everything."""
-    gen = LogGen(a.seed, time.time())
+def _write_live(a, gen, fd, w, per_burst, interval, t_start, window_at, end_at, outage_from,
+                outage_to, timeline, spool_dir):
+    """cmd_live's writer loop; returns its counters."""
     pending = []  # lines of the current record not written yet
-    records_started = 0
-    per_burst = a.rate * a.burst_ms // 1000
-    interval = a.burst_ms / 1000.0
-    fd = os.open(a.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    w = Window(a.pid, a.clk_tck, a.sink_pid)
-    rss_max = 0
-    written = nbytes = late = 0
-    t_start = time.monotonic()
-    window_at = t_start + a.warmup
-    end_at = window_at + a.seconds
-    in_window = False
+    records_started = written = nbytes = late = k = rss_max = win_lines0 = 0
+    in_window = frozen = False
+    win_t0 = None
     next_rss = window_at
-    k = 0
-    win_lines0 = 0
     while True:
         due = t_start + k * interval
         now = time.monotonic()
@@ -536,11 +526,51 @@ def cmd_live(a):
         os.write(fd, data)
         written += len(out)
         nbytes += len(data)
-        if in_window and time.monotonic() >= next_rss:
+        now = time.monotonic()
+        if outage_from is not None and not frozen and outage_from <= now < outage_to:
+            os.kill(a.sink_pid, signal.SIGSTOP)
+            frozen = True
+        elif frozen and now >= outage_to:
+            os.kill(a.sink_pid, signal.SIGCONT)
+            frozen = False
+        if in_window and now >= next_rss:
             check_alive(a.pid)
-            rss_max = max(rss_max, proc_mem_kib(a.pid)[1])
+            rss = proc_mem_kib(a.pid)[1]
+            rss_max = max(rss_max, rss)
+            if outage_from is not None:
+                state = "before" if now < outage_from else ("outage" if frozen else "after")
+                timeline.append((round(now - window_at, 1), rss, spool_bytes(spool_dir), state))
             next_rss += 1.0
         k += 1
+    if frozen:
+        os.kill(a.sink_pid, signal.SIGCONT)
+    return written, nbytes, late, k, rss_max, records_started, win_lines0, win_t0
+
+
+def cmd_live(a):
+    """Append --rate lines/s to FILE in bursts every --burst-ms, for --warmup then --seconds;
+    measure the agent over the --seconds window; then wait until it delivered everything."""
+    gen = LogGen(a.seed, time.time())
+    per_burst = a.rate * a.burst_ms // 1000
+    interval = a.burst_ms / 1000.0
+    fd = os.open(a.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    w = Window(a.pid, a.clk_tck, a.sink_pid)
+    t_start = time.monotonic()
+    window_at = t_start + a.warmup
+    end_at = window_at + a.seconds
+    # --outage-seconds: the sink is frozen (SIGSTOP) --outage-at seconds into the window, and
+    # resumed (SIGCONT) after --outage-seconds; RSS and spool bytes are sampled every second.
+    outage_from = window_at + a.outage_at if a.outage_seconds > 0 else None
+    outage_to = outage_from + a.outage_seconds if outage_from is not None else None
+    timeline = []  # (seconds into the window, VmRSS KiB, spool bytes, state)
+    spool_dir = os.path.join(a.state, "spool")
+    try:
+        written, nbytes, late, _, rss_max, records_started, win_lines0, win_t0 = _write_live(
+            a, gen, fd, w, per_burst, interval, t_start, window_at, end_at, outage_from,
+            outage_to, timeline, spool_dir)
+    finally:
+        if outage_from is not None:
+            os.kill(a.sink_pid, signal.SIGCONT)  # whatever happened, never leave it frozen
     os.close(fd)
     win = w.stop()
     win_wall = time.monotonic() - win_t0
@@ -558,8 +588,24 @@ def cmd_live(a):
     out = {"rate_asked": a.rate, "burst_ms": a.burst_ms, "warmup_s": a.warmup,
            "lines_written": written, "records_written": records_started, "bytes_written": nbytes,
            "window": win, "drained_after_writer_stopped_s": round(time.time() - t_end, 2)}
+    if outage_from is not None:
+        by = {st: [r for r in timeline if r[3] == st] for st in ("before", "outage", "after")}
+        out["outage"] = {
+            "at_s": a.outage_at, "seconds": a.outage_seconds, "timeline": timeline,
+            "rss_max_kib": {st: max((r[1] for r in rows), default=None) for st, rows in by.items()},
+            "spool_max_bytes": max((r[2] for r in timeline), default=0),
+        }
     json.dump(out, sys.stdout)
     print()
+
+
+def spool_bytes(spool_dir):
+    """Bytes in the spool's segment files."""
+    try:
+        return sum(os.path.getsize(os.path.join(spool_dir, n)) for n in os.listdir(spool_dir)
+                   if n.endswith(".seg"))
+    except OSError:
+        return 0
 
 
 def cmd_idle(a):
@@ -674,6 +720,18 @@ def cmd_report(a):
         row("live", "  of which anon / file", "%s / %s" % (mib(win["agent_rss_anon_kib"]), mib(win["agent_rss_file_kib"])), "MiB")
         row("live", "delivered after writer stopped", lv["drained_after_writer_stopped_s"], "s")
         res["live"] = lv
+    og = load(os.path.join(work, "outage.json"))
+    if og:
+        og["agent_stopped"] = stop_summary(os.path.join(work, "outage-agent.log"))
+        o = og["outage"]
+        mx = o["rss_max_kib"]
+        row("outage", "sink frozen (SIGSTOP)", "%g s, %g s into the window" % (o["seconds"], o["at_s"]), "")
+        for st in ("before", "outage", "after"):
+            if mx.get(st) is not None:
+                row("outage", "VmRSS max " + st, mib(mx[st]), "MiB")
+        row("outage", "spool at most", "%.1f" % (o["spool_max_bytes"] / 1e6), "MB")
+        row("outage", "delivered after writer stopped", og["drained_after_writer_stopped_s"], "s")
+        res["outage"] = og
     idl = load(os.path.join(work, "idle.json"))
     if idl:
         idl["agent_stopped"] = stop_summary(os.path.join(work, "idle-agent.log"))
@@ -698,6 +756,11 @@ def cmd_report(a):
         s = lv["agent_stopped"]
         expected = lv["records_written"] if res.get("multiline", "1") == "1" else lv["lines_written"]
         checks.append(("live records read/sent (sent includes host metrics)", expected,
+                       s.get("lines"), s.get("sent")))
+    if og and og.get("agent_stopped"):
+        s = og["agent_stopped"]
+        expected = og["records_written"] if res.get("multiline", "1") == "1" else og["lines_written"]
+        checks.append(("outage records read/sent (sent includes host metrics)", expected,
                        s.get("lines"), s.get("sent")))
     res["checks"] = [{"what": w, "expected": e, "read": r, "sent": s,
                       "ok": e == r and (s is None or s >= r)} for w, e, r, s in checks]
@@ -789,6 +852,8 @@ def main():
             s.add_argument("--seconds", type=float, default=60)
             s.add_argument("--warmup", type=float, default=2)
             s.add_argument("--seed", type=int, default=7)
+            s.add_argument("--outage-at", type=float, default=10)
+            s.add_argument("--outage-seconds", type=float, default=0)
         if name == "idle":
             s.add_argument("--dir", required=True)
             s.add_argument("--seconds", type=float, default=60)

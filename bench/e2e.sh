@@ -4,6 +4,7 @@
 #   bench/e2e.sh [--size 1GiB] [--live-seconds 60] [--idle-seconds 60] [--rate 10000]
 #                [--results FILE] [--perf DIR] [--keep] [--no-multiline] [--catchup-timeout 3600]
 #                [--catchup-sink discard|local] [--agent-env unit|none] [--zstd-level N]
+#                [--idle-files 10] [--outage-seconds 0]
 #
 # 1. catch-up: a generated log of --size bytes (nginx, JSON and Java lines with stack traces),
 #    read from the beginning; time until the agent's checkpoint reaches the end of the file (all
@@ -16,7 +17,11 @@
 # --agent-env none.
 # 2. live: a writer appends --rate lines/s in bursts every 10 ms for --live-seconds (after a 2 s
 #    warm-up); the agent's CPU and RSS over that window.
-# 3. idle: host sampling every 10 s and 10 quiet files, for --idle-seconds; CPU and RSS.
+# 2b. outage (with --outage-seconds N): the live writer again, and 10 s into the window the
+#    sink is frozen (SIGSTOP) for N s, then resumed: the agent's RSS and spool bytes every
+#    second before, during and after, and the time to deliver everything.
+# 3. idle: host sampling every 10 s and --idle-files quiet files (10; 2000 for "thousands of
+#    files"), for --idle-seconds; CPU and RSS.
 # A phase with size or seconds 0 is skipped. Everything happens in a temporary directory
 # (removed at the end unless --keep); the results are written as JSON to --results (default
 # ./e2e-results.json) and a summary table is printed. --perf DIR profiles each phase's agent
@@ -30,7 +35,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 helper=("python3" "$here/e2e.py")
 
-size=1GiB live_seconds=60 idle_seconds=60 rate=10000 results=e2e-results.json
+size=1GiB live_seconds=60 idle_seconds=60 rate=10000 results=e2e-results.json idle_files=10 outage_seconds=0
 perf_dir="" keep=0 catchup_timeout=3600 multiline=1 catchup_sink=discard agent_env_from=unit zstd_level=""
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit "${1:-0}"; }
 while (($#)); do
@@ -38,6 +43,8 @@ while (($#)); do
     --size) size=$2; shift 2 ;;
     --live-seconds) live_seconds=$2; shift 2 ;;
     --idle-seconds) idle_seconds=$2; shift 2 ;;
+    --idle-files) idle_files=$2; shift 2 ;;
+    --outage-seconds) outage_seconds=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
     --perf) perf_dir=$2; shift 2 ;;
@@ -105,7 +112,7 @@ git_dirty=$(cd "$repo" && git status --porcelain -- agent proto sink Cargo.toml 
   awk '{print $2}' | paste -sd, -)
 "${helper[@]}" meta \
   "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-  "command=bench/e2e.sh --size $size --live-seconds $live_seconds --idle-seconds $idle_seconds --rate $rate --catchup-sink $catchup_sink --agent-env $agent_env_from${zstd_level:+ --zstd-level $zstd_level}$( ((multiline)) || echo ' --no-multiline')" \
+  "command=bench/e2e.sh --size $size --live-seconds $live_seconds --idle-seconds $idle_seconds --idle-files $idle_files --outage-seconds $outage_seconds --rate $rate --catchup-sink $catchup_sink --agent-env $agent_env_from${zstd_level:+ --zstd-level $zstd_level}$( ((multiline)) || echo ' --no-multiline')" \
   "multiline=$multiline" \
   "nproc=$(nproc)" \
   "cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)" \
@@ -241,11 +248,27 @@ if (($(printf '%.0f' "$live_seconds") > 0)); then
   stop_agent live
 fi
 
+if (($(printf '%.0f' "$outage_seconds") > 0)); then
+  echo "== outage: $rate lines/s for ${outage_seconds}s + 20 s; the sink frozen for ${outage_seconds}s, 10 s into it"
+  mkdir -p "$work/outage-logs"
+  : >"$work/outage-logs/app.log"
+  agent_config outage 'interval = "10s"' "$work/outage-logs/*.log"
+  start_agent outage
+  "${helper[@]}" live --pid "$agent_pid" --sink-pid "$sink_pid" --state "$work/outage/state" \
+    --file "$work/outage-logs/app.log" --rate "$rate" --seconds "$(($(printf '%.0f' "$outage_seconds") + 20))" \
+    --outage-at 10 --outage-seconds "$outage_seconds" --clk-tck "$clk_tck" >"$work/outage.json"
+  stop_agent outage
+fi
+
 if (($(printf '%.0f' "$idle_seconds") > 0)); then
-  echo "== idle: host sampling every 10 s, 10 quiet files, ${idle_seconds}s"
+  echo "== idle: host sampling every 10 s, $idle_files quiet files, ${idle_seconds}s"
   mkdir -p "$work/idle-logs"
-  for i in $(seq -w 1 10); do
+  for i in $(seq 1 $((idle_files < 10 ? idle_files : 10))); do
     "${helper[@]}" gen "$work/idle-logs/app$i.log" --size 20000 --seed "$i" >/dev/null
+  done
+  # More files: copies of those ten (each its own inode, so its own file to the agent).
+  for ((i = 11; i <= idle_files; i++)); do
+    cp "$work/idle-logs/app$(((i - 1) % 10 + 1)).log" "$work/idle-logs/app$i.log"
   done
   agent_config idle 'interval = "10s"' "$work/idle-logs/*.log"
   start_agent idle
