@@ -111,21 +111,24 @@ mod tests {
         }
     }
 
+    /// A watch of `dir` that settles for an hour after a change, and its count of changes.
+    fn counting_watch(dir: &std::path::Path) -> (CoalescingWatch, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let watch =
+            CoalescingWatch::start(&[dir.to_path_buf()], Duration::from_secs(3600), move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                true
+            })
+            .unwrap()
+            .unwrap();
+        (watch, calls)
+    }
+
     #[test]
     fn writes_wake_it_and_a_burst_is_one_wake_up_per_settle() {
         let dir = tempfile::tempdir().unwrap();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let c = calls.clone();
-        let watch = CoalescingWatch::start(
-            &[dir.path().to_path_buf()],
-            Duration::from_secs(3600),
-            move || {
-                c.fetch_add(1, Ordering::SeqCst);
-                true
-            },
-        )
-        .unwrap()
-        .unwrap();
+        let (watch, calls) = counting_watch(dir.path());
         let path = dir.path().join("a.log");
         std::fs::write(&path, "0\n").unwrap();
         wait_for("the first change", || calls.load(Ordering::SeqCst) == 1);
@@ -143,18 +146,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         std::fs::write(&path, "x\n").unwrap();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let c = calls.clone();
-        let _watch = CoalescingWatch::start(
-            &[dir.path().to_path_buf()],
-            Duration::from_secs(3600),
-            move || {
-                c.fetch_add(1, Ordering::SeqCst);
-                true
-            },
-        )
-        .unwrap()
-        .unwrap();
+        let (_watch, calls) = counting_watch(dir.path());
         for _ in 0..20 {
             assert_eq!(std::fs::read(&path).unwrap(), b"x\n");
             let _ = std::fs::read_dir(dir.path()).unwrap().count();
