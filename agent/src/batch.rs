@@ -71,14 +71,8 @@ impl Batcher {
         closed: &mut Vec<FrameBuilder>,
     ) -> Result<(), EncodeError> {
         let record = Record::Metric(point);
-        if let Record::Metric(m) = &record
-            && m.dimensions.len() > outpost_proto::limits::MAX_DIMENSIONS as usize
-        {
-            return Err(EncodeError::TooManyDimensions {
-                count: m.dimensions.len(),
-                limit: outpost_proto::limits::MAX_DIMENSIONS,
-            });
-        }
+        // Checked before anything is closed to make room for it.
+        FrameBuilder::check(&record)?;
         self.push_with(record.size_hint(), now, closed, |b| b.push(&record))
     }
 

@@ -83,15 +83,22 @@ impl FrameBuilder {
     /// Add a record. A metric point with more than [`MAX_DIMENSIONS`] dimensions is refused
     /// (no frame could carry it) and nothing is added.
     pub fn push(&mut self, record: &Record) -> Result<(), EncodeError> {
-        if let Record::Metric(m) = record
-            && m.dimensions.len() > MAX_DIMENSIONS as usize
-        {
-            return Err(EncodeError::TooManyDimensions {
-                count: m.dimensions.len(),
-                limit: MAX_DIMENSIONS,
-            });
-        }
+        Self::check(record)?;
         self.append(record)
+    }
+
+    /// Whether a frame can carry `record` ([`push`](Self::push) refuses it otherwise): a metric
+    /// point may have at most [`MAX_DIMENSIONS`] dimensions.
+    pub fn check(record: &Record) -> Result<(), EncodeError> {
+        match record {
+            Record::Metric(m) if m.dimensions.len() > MAX_DIMENSIONS as usize => {
+                Err(EncodeError::TooManyDimensions {
+                    count: m.dimensions.len(),
+                    limit: MAX_DIMENSIONS,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Add a log record from borrowed parts: the same bytes as pushing the equivalent
