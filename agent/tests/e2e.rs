@@ -187,8 +187,7 @@ fn the_shipped_example_config_is_valid() {
 
 #[test]
 fn sample_prints_host_metrics_as_json() {
-    let out = Command::new(agent_bin()).arg("sample").output().unwrap();
-    assert!(out.status.success());
+    let out = run_ok(Command::new(agent_bin()).arg("sample"));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = v
         .as_array()
@@ -203,8 +202,7 @@ fn sample_prints_host_metrics_as_json() {
 
 #[test]
 fn version_is_printed() {
-    let out = Command::new(agent_bin()).arg("--version").output().unwrap();
-    assert!(out.status.success());
+    let out = run_ok(Command::new(agent_bin()).arg("--version"));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.starts_with(&format!("outpost-agent {}", env!("CARGO_PKG_VERSION"))),

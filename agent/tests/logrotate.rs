@@ -55,17 +55,12 @@ fn rotate_while_writing(directives: &str) -> (Env, Vec<String>, Proc, Proc) {
         poll_until("the writer to write more", || {
             writer.written() >= before + 400
         });
-        let out = Command::new("logrotate")
-            .arg("-f")
-            .arg("-s")
-            .arg(env.path("logrotate.state"))
-            .arg(&conf)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "logrotate failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("logrotate")
+                .arg("-f")
+                .arg("-s")
+                .arg(env.path("logrotate.state"))
+                .arg(&conf),
         );
         // What `postrotate` does for a daemon: reopen the log (a no-op for copytruncate, whose
         // whole point is a writer that never reopens, but harmless).

@@ -47,15 +47,10 @@ fn restarts_resume_where_they_stopped_even_across_a_rotation() {
     assert_exactly_once(&env.data(), &expected);
 
     // `status` reads the same state: app.log fully read, nothing left in the spool.
-    let out = std::process::Command::new(agent_bin())
-        .args(["status", "--json", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        std::process::Command::new(agent_bin())
+            .args(["status", "--json", "--config"])
+            .arg(&cfg),
     );
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let files = status["files"].as_array().unwrap();

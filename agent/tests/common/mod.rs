@@ -156,6 +156,17 @@ pub fn stored_messages(data: &Path) -> HashMap<String, usize> {
     out
 }
 
+/// Run `cmd` to its end and assert it succeeded (its stderr in the failure message).
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Poll `done` until it holds, failing after [`DEADLINE`].
 pub fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
