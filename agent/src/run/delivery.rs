@@ -60,13 +60,8 @@ impl Delivery {
             // Read before looking at the spool: if the writer was done by then, everything it
             // spooled is visible below.
             let writer_finished = writer_done();
-            let entry = tokio::task::block_in_place(|| {
-                self.spool
-                    .lock()
-                    .map_err(|_| spool_err("lock poisoned"))?
-                    .next_unacked(last)
-                    .map_err(spool_err)
-            })?;
+            let entry =
+                super::with_spool(&self.spool, |s| s.next_unacked(last))?.map_err(spool_err)?;
             let Some(entry) = entry else {
                 if self.shipper.deadline().is_some() && writer_finished {
                     // Stopping, and the writer spools nothing more: everything is delivered.
@@ -125,13 +120,7 @@ impl Delivery {
             {
                 break;
             }
-            tokio::task::block_in_place(|| {
-                self.spool
-                    .lock()
-                    .map_err(|_| spool_err("lock poisoned"))?
-                    .ack(entry.id)
-                    .map_err(spool_err)
-            })?;
+            super::with_spool(&self.spool, |s| s.ack(entry.id))?.map_err(spool_err)?;
             last = Some(entry.id);
             self.freed.notify_waiters();
         }

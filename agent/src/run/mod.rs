@@ -329,6 +329,38 @@ fn note_position(open: &mut Vec<Position>, mut position: Position) {
     open.push(position);
 }
 
+/// Run `f` on the spool shared by the writer and delivery, outside the async worker (appends
+/// and acks write and sync files).
+fn with_spool<T>(spool: &Mutex<Spool>, f: impl FnOnce(&mut Spool) -> T) -> Result<T, AgentError> {
+    tokio::task::block_in_place(|| {
+        let mut spool = spool
+            .lock()
+            .map_err(|_| AgentError::Spool("lock poisoned".to_owned()))?;
+        Ok(f(&mut spool))
+    })
+}
+
+/// Positions that come without records (a truncation noticed, the checkpoint keep-alive): they
+/// go with the open batch, or alone as a batch without records.
+fn positions_only(
+    batcher: &Batcher,
+    open_positions: &mut Vec<Position>,
+    ready: &mut Vec<Closed>,
+    positions: Vec<Position>,
+) {
+    if batcher.is_empty() {
+        ready.push(Closed {
+            records: FrameBuilder::new(),
+            positions,
+            created_ms: unix_ms(),
+        });
+    } else {
+        for p in positions {
+            note_position(open_positions, p);
+        }
+    }
+}
+
 /// The batcher task: collect records into batches; hand each closed batch to the writer with
 /// the file positions just past its records (exactly: a batch that closes mid-chunk covers
 /// only the records it holds, so a crash after spooling it re-reads nothing it carried).
@@ -358,13 +390,8 @@ async fn batch_loop(
                     let now = Instant::now();
                     let TailChunk { source, service, lines, position } = chunk;
                     if lines.is_empty() {
-                        // A position without records (a truncation noticed): it goes with the
-                        // open batch, or alone.
-                        if batcher.is_empty() {
-                            ready.push(close(FrameBuilder::new(), vec![position]));
-                        } else {
-                            note_position(&mut open_positions, position);
-                        }
+                        // A truncation noticed before anything new was read.
+                        positions_only(&batcher, &mut open_positions, &mut ready, vec![position]);
                     } else {
                         // The end of this chunk's newest record in the open batch. A position
                         // is built only when a batch closes and at the chunk's end, not for
@@ -405,13 +432,7 @@ async fn batch_loop(
                     }
                 }
                 Some(Item::Positions(positions)) => {
-                    if batcher.is_empty() {
-                        ready.push(close(FrameBuilder::new(), positions));
-                    } else {
-                        for p in positions {
-                            note_position(&mut open_positions, p);
-                        }
-                    }
+                    positions_only(&batcher, &mut open_positions, &mut ready, positions);
                 }
                 Some(Item::CaughtUp) => {
                     if let Some(records) = batcher.flush() {

@@ -248,12 +248,7 @@ impl Writer {
             .iter()
             .flat_map(|e| e.entries.iter().map(Vec::as_slice))
             .collect();
-        let at_once = tokio::task::block_in_place(|| {
-            self.spool
-                .lock()
-                .map_err(|_| io_err("spool", "lock poisoned"))
-                .map(|mut s| s.append_many(&all))
-        })?;
+        let at_once = super::with_spool(&self.spool, |s| s.append_many(&all))?;
         drop(all);
         match at_once {
             Ok(ids) => {
@@ -298,12 +293,7 @@ impl Writer {
             let freed = freed_notify.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            let result = tokio::task::block_in_place(|| {
-                self.spool
-                    .lock()
-                    .map_err(|_| io_err("spool", "lock poisoned"))
-                    .map(|mut s| s.append(frame))
-            })?;
+            let result = super::with_spool(&self.spool, |s| s.append(frame))?;
             match result {
                 Ok(id) => {
                     self.last_appended = id;
