@@ -86,6 +86,8 @@ struct Closed {
     records: FrameBuilder,
     positions: Vec<Position>,
     created_ms: i64,
+    /// Closed because it was full (traffic), not by its age, a flush or for positions alone.
+    full: bool,
 }
 
 /// Run the agent until `shutdown` completes; on each value from `reload`, apply a new config's
@@ -353,6 +355,7 @@ fn positions_only(
             records: FrameBuilder::new(),
             positions,
             created_ms: unix_ms(),
+            full: false,
         });
     } else {
         for p in positions {
@@ -379,10 +382,11 @@ async fn batch_loop(
         }
         let deadline = batcher.deadline();
         let mut ready: Vec<Closed> = Vec::new();
-        let close = |records, positions| Closed {
+        let close = |records, positions, full| Closed {
             records,
             positions,
             created_ms: unix_ms(),
+            full,
         };
         tokio::select! {
             item = items.recv() => match item {
@@ -411,7 +415,7 @@ async fn batch_loop(
                                 if let Some(offset) = upto {
                                     note_position(&mut open_positions, Position { offset, ..position.clone() });
                                 }
-                                ready.push(close(records, std::mem::take(&mut open_positions)));
+                                ready.push(close(records, std::mem::take(&mut open_positions), true));
                             }
                             open_end = (!filled).then_some(l.end);
                         }
@@ -427,7 +431,7 @@ async fn batch_loop(
                             tracing::error!(%error, "dropping a metric point no frame can carry");
                         }
                         for records in closed.drain(..) {
-                            ready.push(close(records, std::mem::take(&mut open_positions)));
+                            ready.push(close(records, std::mem::take(&mut open_positions), true));
                         }
                     }
                 }
@@ -436,14 +440,14 @@ async fn batch_loop(
                 }
                 Some(Item::CaughtUp) => {
                     if let Some(records) = batcher.flush() {
-                        ready.push(close(records, std::mem::take(&mut open_positions)));
+                        ready.push(close(records, std::mem::take(&mut open_positions), false));
                     }
                 }
                 None => break,
             },
             () = sleep_until(deadline), if deadline.is_some() => {
                 if let Some(records) = batcher.poll(Instant::now()) {
-                    ready.push(close(records, std::mem::take(&mut open_positions)));
+                    ready.push(close(records, std::mem::take(&mut open_positions), false));
                 }
             }
         }
@@ -460,6 +464,7 @@ async fn batch_loop(
                 records,
                 positions: open_positions,
                 created_ms: unix_ms(),
+                full: false,
             })
             .await;
     }
@@ -560,5 +565,43 @@ mod tests {
         assert_eq!(with.positions, [pos("/a", 1, 30)]);
         task.await.unwrap();
         assert!(out.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn only_a_batch_closed_by_filling_up_is_marked_full() {
+        let (tx, rx) = mpsc::channel(4);
+        let (out_tx, mut out) = mpsc::channel(4);
+        let (_recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel(1);
+        let limits = BatchLimits {
+            max_records: 2,
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(3600),
+        };
+        let task = tokio::spawn(batch_loop(Batcher::new(limits), rx, out_tx, recycle_rx));
+        let point = |ts_ms| MetricPoint {
+            name: "m".into(),
+            ts_ms,
+            value: 1.0,
+            unit: Unit::Count,
+            dimensions: vec![],
+        };
+        // Two records fill a batch: it closes full (traffic; the encoder keeps its context).
+        tx.send(Item::Metrics(vec![point(1), point(2), point(3)]))
+            .await
+            .unwrap();
+        let filled = out.recv().await.unwrap();
+        assert_eq!(filled.records.len(), 2);
+        assert!(filled.full);
+        // A flush (caught up, shutdown) and positions alone are not full.
+        tx.send(Item::CaughtUp).await.unwrap();
+        let flushed = out.recv().await.unwrap();
+        assert_eq!(flushed.records.len(), 1);
+        assert!(!flushed.full);
+        tx.send(Item::Positions(vec![pos("/a", 1, 10)]))
+            .await
+            .unwrap();
+        assert!(!out.recv().await.unwrap().full);
+        drop(tx);
+        task.await.unwrap();
     }
 }

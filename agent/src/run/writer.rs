@@ -77,7 +77,14 @@ pub fn encode_loop(
             }
         };
         let Some(batch) = batch else { break };
+        let light = !batch.full;
         let (encoded, buffer) = encode(batch, &identity, &mut encoder, &mut seq)?;
+        if light && closed.is_empty() {
+            // Light traffic (a batch closed by its age or a flush, not full, and none waiting):
+            // a context rebuilt every few seconds costs far less than keeping its megabytes
+            // resident between batches. Under load batches close full and keep it.
+            encoder.release();
+        }
         // Back to the batcher for a later batch (dropped if it has enough).
         let _ = recycle.try_send(buffer);
         if let Some(e) = encoded

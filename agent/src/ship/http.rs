@@ -64,14 +64,18 @@ pub struct SetupError {
 impl HttpSender {
     /// Build the client and read the token.
     pub fn new(cfg: &SinkConfig) -> Result<Self, SetupError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(cfg.timeout)
-            .user_agent(concat!("outpost-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SetupError {
-                key: "url",
-                message: format!("cannot build HTTP client: {e}"),
-            })?;
+            .user_agent(concat!("outpost-agent/", env!("CARGO_PKG_VERSION")));
+        if cfg.batches_url.scheme() == "http" {
+            // A plain-HTTP sink (the local one) needs no trust store: do not load the system's
+            // certificates (memory and start-up work an idle agent would keep for nothing).
+            builder = builder.tls_certs_only(std::iter::empty());
+        }
+        let client = builder.build().map_err(|e| SetupError {
+            key: "url",
+            message: format!("cannot build HTTP client: {e}"),
+        })?;
         let token = match &cfg.token_file {
             Some(p) => Some(read_secret(p).map_err(|message| SetupError {
                 key: "token_file",
