@@ -625,6 +625,11 @@ def cmd_idle(a):
                    and spool_unacked(os.path.join(a.state, "spool")) == 0),
                t0 + a.timeout)
     settled = time.time() - t0
+    # The start-up read's peak is not idle: note it, then reset VmHWM so that it counts from
+    # the window's start (proc(5), /proc/PID/clear_refs, value 5).
+    startup_hwm = proc_mem_kib(a.pid)[0]
+    with open("/proc/%d/clear_refs" % a.pid, "w") as f:
+        f.write("5")
     w = Window(a.pid, a.clk_tck).start()
     rss_max = 0
     end = w.t0 + a.seconds
@@ -634,7 +639,8 @@ def cmd_idle(a):
         time.sleep(min(1.0, max(0.0, end - time.time())))  # the measurement window itself
     win = w.stop()
     win["agent_vmrss_max_sampled_kib"] = max(rss_max, win["agent_vmrss_kib"])
-    json.dump({"files": len(files), "settled_after_s": round(settled, 2), "window": win}, sys.stdout)
+    json.dump({"files": len(files), "settled_after_s": round(settled, 2),
+               "startup_vmhwm_kib": startup_hwm, "window": win}, sys.stdout)
     print()
 
 
@@ -753,6 +759,9 @@ def cmd_report(a):
             win["agent_cpu_pct_of_one_core"] < 0.05)
         row("idle", "agent wake-ups", win["agent_wakeups_per_s"], "/s")
         memory_rows("idle", win, 10)
+        if idl.get("startup_vmhwm_kib"):
+            row("idle", "RSS peak reading the quiet files at start (VmHWM; not idle)",
+                mib(idl["startup_vmhwm_kib"]), "MiB")
         res["idle"] = idl
     # Lines in = lines out: the agent's own count of records against what was written.
     checks = []
