@@ -58,6 +58,12 @@ pub enum InvalidBatch {
         /// The limit.
         limit: usize,
     },
+    /// The host name or agent id is empty.
+    #[error("{field} is empty")]
+    EmptyName {
+        /// `hostname` or `agent_id`.
+        field: &'static str,
+    },
     /// The sequence number does not fit a signed 64-bit integer (SQLite's INTEGER).
     #[error("seq {0} exceeds the largest storable value {max}", max = i64::MAX)]
     SeqTooLarge(u64),
@@ -105,6 +111,18 @@ pub enum StorageError {
     /// A blocking storage task panicked or was cancelled.
     #[error("storage worker failed: {0}")]
     Worker(String),
+    /// An AWS service call failed (after the SDK's own retries), or returned what the sink
+    /// cannot use.
+    #[error("{service} {op}")]
+    Remote {
+        /// `S3`, `DynamoDB`, `CloudWatch`.
+        service: &'static str,
+        /// What was being done, e.g. `"PutObject logs/host=web-1/..."`.
+        op: String,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// Why the server could not start or stopped with an error.
@@ -152,6 +170,14 @@ pub enum ConfigError {
     TokenFileEmpty {
         /// The file.
         path: PathBuf,
+    },
+    /// An environment variable is missing or invalid.
+    #[error("{var} {message}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong with it.
+        message: String,
     },
 }
 

@@ -133,6 +133,9 @@ fn validate(batch: &Batch) -> Result<(), InvalidBatch> {
         ("hostname", &batch.agent.hostname),
         ("agent_id", &batch.agent.agent_id),
     ] {
+        if value.is_empty() {
+            return Err(InvalidBatch::EmptyName { field });
+        }
         // Sanitising maps each character to one ASCII byte, so this bounds the path component.
         let len = value.chars().count();
         if len > MAX_NAME_LEN {

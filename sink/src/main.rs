@@ -7,12 +7,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use outpost_sink::backend::aws::{self, AwsBackend, AwsSettings};
 use outpost_sink::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use outpost_sink::token::Token;
 use outpost_sink::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
-/// Outpost's sink: receives batches from agents, stores logs as NDJSON and metrics in SQLite.
+/// Outpost's sink: receives batches from agents; stores logs as NDJSON and metrics in SQLite, or
+/// in S3, DynamoDB and CloudWatch.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -31,12 +33,25 @@ struct ServeArgs {
     /// Address (IP:port) to listen on; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
-    /// Data directory for `logs/` and `metrics.db`; created if missing.
+    /// Where data goes: `local` (the data directory) or `aws` (S3, DynamoDB and CloudWatch,
+    /// configured by OUTPOST_BUCKET, OUTPOST_TABLE, OUTPOST_METRICS_NAMESPACE,
+    /// OUTPOST_CLOUDWATCH_MODE and the standard AWS variables).
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    backend: Backend,
+    /// Data directory for `logs/` and `metrics.db` (local backend); created if missing.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     data: PathBuf,
     /// File holding the bearer token clients must send; surrounding whitespace is trimmed.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    /// Files and SQLite under --data.
+    Local,
+    /// S3, DynamoDB and CloudWatch.
+    Aws,
 }
 
 fn main() -> ExitCode {
@@ -60,10 +75,14 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = Config::new(args.listen, args.data);
-    if let Some(path) = &args.token_file {
-        config.token = Some(Token::from_file(path)?);
-    }
+    let token = match &args.token_file {
+        Some(path) => Some(Token::from_file(path)?),
+        None => None,
+    };
+    let aws_settings = match args.backend {
+        Backend::Aws => Some(AwsSettings::from_env()?),
+        Backend::Local => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,7 +90,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         // Install the handlers before announcing the port, so an early SIGTERM is not lost.
         let shutdown = shutdown_signal()?;
-        let server = Server::bind(config).await?;
+        let server = match aws_settings {
+            None => {
+                let mut config = Config::new(args.listen, args.data);
+                config.token = token;
+                Server::bind(config).await?
+            }
+            Some(settings) => {
+                let sdk = aws::load_sdk_config().await;
+                tracing::info!(
+                    bucket = %settings.bucket,
+                    table = %settings.table,
+                    namespace = %settings.namespace,
+                    cloudwatch = settings.cloudwatch.as_str(),
+                    region = ?sdk.region(),
+                    "AWS backend"
+                );
+                Server::bind_with(args.listen, token, AwsBackend::new(&sdk, &settings)).await?
+            }
+        };
         let mut stdout = std::io::stdout().lock();
         writeln!(
             stdout,

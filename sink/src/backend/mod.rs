@@ -1,10 +1,11 @@
 //! Storage traits the ingest core writes through, and the rows they exchange.
 //!
-//! The core only knows these traits; the local disk backend ([`local`]) implements them now, S3
-//! and DynamoDB backends will later. Methods return `Send` futures so the HTTP server's handlers
+//! The core only knows these traits; the local disk backend ([`local`]) and the AWS backend
+//! ([`aws`]: S3, DynamoDB, CloudWatch) implement them. Methods return `Send` futures so the HTTP server's handlers
 //! are `Send`. Every write must be an idempotent overwrite keyed by the batch, because a client
 //! re-sends a batch whose acknowledgement it did not receive.
 
+pub mod aws;
 pub mod local;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,37 @@ pub trait MetricStore {
 
     /// Every host that ever sent a batch, ordered by host name.
     fn hosts(&self) -> impl Future<Output = Result<Vec<HostSummary>, StorageError>> + Send;
+}
+
+/// A shared store is a store (the Lambda front's router and its Kinesis handler share one).
+impl<T: LogStore + Send + Sync + ?Sized> LogStore for std::sync::Arc<T> {
+    fn put_log_object(
+        &self,
+        key: &LogObjectKey,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send {
+        (**self).put_log_object(key, body)
+    }
+}
+
+impl<T: MetricStore + Send + Sync + ?Sized> MetricStore for std::sync::Arc<T> {
+    fn put_metrics(
+        &self,
+        write: MetricWrite,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send {
+        (**self).put_metrics(write)
+    }
+
+    fn query_points(
+        &self,
+        query: PointQuery,
+    ) -> impl Future<Output = Result<Vec<StoredPoint>, StorageError>> + Send {
+        (**self).query_points(query)
+    }
+
+    fn hosts(&self) -> impl Future<Output = Result<Vec<HostSummary>, StorageError>> + Send {
+        (**self).hosts()
+    }
 }
 
 /// Everything the ingest core needs: a [`LogStore`] and a [`MetricStore`] that can be shared
@@ -107,8 +139,8 @@ pub struct StoredPoint {
     pub dimensions: BTreeMap<String, String>,
 }
 
-/// What the sink knows of one host: the last batch it received from it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the sink knows of one host: the last batch it received from it, and its latest values.
+#[derive(Debug, Clone, PartialEq)]
 pub struct HostSummary {
     /// Host name, as the agent reported it.
     pub host: String,
@@ -120,4 +152,21 @@ pub struct HostSummary {
     pub last_seen_ms: i64,
     /// Sequence number of the last batch received (a re-sent old batch sets it back).
     pub last_seq: u64,
+    /// The newest point of each of the host's series, ordered by name, then dimensions.
+    pub latest: Vec<LatestValue>,
+}
+
+/// The newest point of one series (metric name and dimensions) of a host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestValue {
+    /// Metric name.
+    pub name: String,
+    /// The dimensions.
+    pub dimensions: BTreeMap<String, String>,
+    /// Sample time, unix milliseconds.
+    pub ts_ms: i64,
+    /// The value, `None` when not finite.
+    pub value: Option<f64>,
+    /// CloudWatch unit name.
+    pub unit: String,
 }

@@ -189,6 +189,17 @@ struct HostJson {
     last_seen: String,
     last_seen_ms: i64,
     last_seq: u64,
+    latest: Vec<LatestJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct LatestJson {
+    name: String,
+    dimensions: BTreeMap<String, String>,
+    ts: String,
+    ts_ms: i64,
+    value: Option<f64>,
+    unit: String,
 }
 
 impl From<HostSummary> for HostJson {
@@ -200,11 +211,23 @@ impl From<HostSummary> for HostJson {
             agent_version: h.agent_version,
             last_seen_ms: h.last_seen_ms,
             last_seq: h.last_seq,
+            latest: h
+                .latest
+                .into_iter()
+                .map(|l| LatestJson {
+                    ts: timestamp::format_ms(l.ts_ms),
+                    name: l.name,
+                    dimensions: l.dimensions,
+                    ts_ms: l.ts_ms,
+                    value: l.value,
+                    unit: l.unit,
+                })
+                .collect(),
         }
     }
 }
 
-/// `GET /v1/hosts`: every host that sent a batch, with its last batch.
+/// `GET /v1/hosts`: every host that sent a batch, with its last batch and latest values.
 pub async fn get_hosts<S: Storage + 'static>(
     State(state): State<Arc<AppState<S>>>,
 ) -> Result<Json<HostsReply>, ApiError> {

@@ -19,7 +19,7 @@ use crate::front::auth::require_token;
 use crate::front::routes::{self, AppState};
 use crate::token::Token;
 
-/// A bound, not yet serving, HTTP server over the local backend.
+/// A bound, not yet serving, HTTP server.
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
@@ -34,15 +34,25 @@ impl Server {
             path: config.data_dir.clone(),
             source,
         })?;
+        Self::bind_with(config.listen, config.token, backend).await
+    }
+
+    /// Bind `listen` and serve the routes over `storage` (the AWS backend of
+    /// `serve --backend aws`, or any other).
+    pub async fn bind_with<S: Storage + 'static>(
+        listen: SocketAddr,
+        token: Option<Token>,
+        storage: S,
+    ) -> Result<Self, ServeError> {
         let bind_error = |source| ServeError::Bind {
-            addr: config.listen,
+            addr: listen,
             source,
         };
-        let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
+        let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
         Ok(Self {
             listener,
-            app: router(backend, config.token),
+            app: router(storage, token),
             local_addr,
         })
     }

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
-use crate::backend::{HostSummary, MetricWrite, PointQuery, StoredPoint};
+use crate::backend::{HostSummary, LatestValue, MetricWrite, PointQuery, StoredPoint};
 use crate::error::StorageError;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "metrics.db";
 
 /// `PRAGMA user_version` of the schema this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE points (
@@ -38,6 +38,23 @@ CREATE TABLE hosts (
     last_seen_ms  INTEGER NOT NULL,
     last_seq      INTEGER NOT NULL
 ) WITHOUT ROWID;
+";
+
+/// Version 2: the newest point of each series, for `GET /v1/hosts`; filled from `points` when
+/// an older database is migrated.
+const SCHEMA_V2: &str = "
+CREATE TABLE latest (
+    host       TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    dimensions TEXT    NOT NULL,
+    ts_ms      INTEGER NOT NULL,
+    value      REAL,
+    unit       TEXT    NOT NULL,
+    PRIMARY KEY (host, name, dimensions)
+) WITHOUT ROWID;
+INSERT INTO latest (host, name, dimensions, ts_ms, value, unit)
+    SELECT host, name, dimensions, max(ts_ms), value, unit FROM points
+    GROUP BY host, name, dimensions;
 ";
 
 /// The metrics database: one connection behind a mutex (SQLite allows one writer anyway).
@@ -79,9 +96,14 @@ impl MetricsDb {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(db_error("reading user_version"))?;
         match version {
-            0 => {
-                tx.execute_batch(SCHEMA_V1)
-                    .map_err(db_error("creating schema version 1"))?;
+            0..SCHEMA_VERSION => {
+                if version < 1 {
+                    tx.execute_batch(SCHEMA_V1)
+                        .map_err(db_error("creating schema version 1"))?;
+                }
+                // (SQLite returns the other columns of the max(ts_ms) row.)
+                tx.execute_batch(SCHEMA_V2)
+                    .map_err(db_error("migrating to schema version 2"))?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(db_error("setting user_version"))?;
             }
@@ -139,6 +161,15 @@ impl MetricsDb {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(self.error("preparing the point insert"))?;
+            let mut latest = tx
+                .prepare_cached(
+                    "INSERT INTO latest (host, name, dimensions, ts_ms, value, unit)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (host, name, dimensions) DO UPDATE SET
+                         ts_ms = excluded.ts_ms, value = excluded.value, unit = excluded.unit
+                     WHERE excluded.ts_ms >= latest.ts_ms",
+                )
+                .map_err(self.error("preparing the latest upsert"))?;
             for p in &write.points {
                 insert
                     .execute(params![
@@ -152,6 +183,16 @@ impl MetricsDb {
                         seq
                     ])
                     .map_err(self.error("inserting a point"))?;
+                latest
+                    .execute(params![
+                        write.host,
+                        p.name,
+                        p.dimensions,
+                        p.ts_ms,
+                        p.value,
+                        p.unit
+                    ])
+                    .map_err(self.error("updating a latest value"))?;
             }
             tx.prepare_cached(
                 "INSERT INTO hosts (host, agent_id, agent_version, last_seen_ms, last_seq)
@@ -199,12 +240,7 @@ impl MetricsDb {
         let mut points = Vec::new();
         for row in rows {
             let (ts_ms, value, unit, dimensions) = row.map_err(self.error("reading a point"))?;
-            let dimensions: BTreeMap<String, String> =
-                serde_json::from_str(&dimensions).map_err(|e| StorageError::Database {
-                    path: self.path.clone(),
-                    context: "parsing stored dimensions",
-                    source: Box::new(e),
-                })?;
+            let dimensions = self.parse_dimensions(&dimensions)?;
             points.push(StoredPoint {
                 ts_ms,
                 value,
@@ -234,11 +270,64 @@ impl MetricsDb {
                     // Stored from a u64 validated to fit i64; a negative value means a
                     // hand-edited row, shown as 0.
                     last_seq: u64::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
+                    latest: Vec::new(),
                 })
             })
             .map_err(self.error("querying hosts"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(self.error("reading a host"))
+        let mut hosts: Vec<HostSummary> = rows
+            .collect::<Result<_, _>>()
+            .map_err(self.error("reading a host"))?;
+        let mut select = conn
+            .prepare_cached(
+                "SELECT host, name, dimensions, ts_ms, value, unit FROM latest
+                 ORDER BY host, name, dimensions",
+            )
+            .map_err(self.error("preparing the latest query"))?;
+        let rows = select
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Option<f64>>(4)?,
+                    row.get::<_, String>(5)?,
+                ))
+            })
+            .map_err(self.error("querying latest values"))?;
+        // Both queries are ordered by host: merge.
+        let mut index = 0;
+        for row in rows {
+            let (host, name, dimensions, ts_ms, value, unit) =
+                row.map_err(self.error("reading a latest value"))?;
+            while index < hosts.len() && hosts[index].host < host {
+                index += 1;
+            }
+            let Some(summary) = hosts.get_mut(index).filter(|h| h.host == host) else {
+                continue;
+            };
+            summary.latest.push(LatestValue {
+                name,
+                dimensions: self.parse_dimensions(&dimensions)?,
+                ts_ms,
+                value,
+                unit,
+            });
+        }
+        for host in &mut hosts {
+            // By name, then dimensions as a map (not as JSON text), as every backend orders.
+            host.latest
+                .sort_by(|a, b| (&a.name, &a.dimensions).cmp(&(&b.name, &b.dimensions)));
+        }
+        Ok(hosts)
+    }
+
+    fn parse_dimensions(&self, json: &str) -> Result<BTreeMap<String, String>, StorageError> {
+        serde_json::from_str(json).map_err(|e| StorageError::Database {
+            path: self.path.clone(),
+            context: "parsing stored dimensions",
+            source: Box::new(e),
+        })
     }
 }
 
@@ -300,7 +389,7 @@ mod tests {
         let mode: String = conn
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
-        assert_eq!((version, mode.as_str()), (1, "wal"));
+        assert_eq!((version, mode.as_str()), (SCHEMA_VERSION, "wal"));
         // Reopening an existing database keeps it.
         MetricsDb::open(tmp.path()).unwrap();
     }
@@ -309,14 +398,14 @@ mod tests {
     fn a_newer_schema_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
-        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
         drop(conn);
         let error = MetricsDb::open(tmp.path()).unwrap_err();
         assert!(matches!(
             error,
             StorageError::SchemaVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ));
@@ -403,8 +492,70 @@ mod tests {
                 agent_version: "0.2.0".into(),
                 last_seen_ms: 200,
                 last_seq: 2,
+                latest: Vec::new(),
             }]
         );
         assert_eq!(count(&db, "hosts"), 1);
+    }
+
+    fn latest(db: &MetricsDb) -> Vec<(String, i64, Option<f64>)> {
+        db.hosts()
+            .unwrap()
+            .into_iter()
+            .flat_map(|h| h.latest)
+            .map(|l| {
+                let dims = serde_json::to_string(&l.dimensions).unwrap();
+                (format!("{}{dims}", l.name), l.ts_ms, l.value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn latest_values_keep_the_newest_point_of_each_series() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = MetricsDb::open(tmp.path()).unwrap();
+        db.put(&write(
+            1,
+            100,
+            &[(2_000, 2.0, "{}"), (1_000, 1.0, r#"{"cpu":"0"}"#)],
+        ))
+        .unwrap();
+        // An older point arriving later (a re-sent old batch) does not replace a newer one.
+        db.put(&write(
+            2,
+            200,
+            &[(1_500, 9.0, "{}"), (3_000, 3.0, r#"{"cpu":"0"}"#)],
+        ))
+        .unwrap();
+        assert_eq!(
+            latest(&db),
+            [
+                ("cpu.utilization{}".to_owned(), 2_000, Some(2.0)),
+                (
+                    "cpu.utilization{\"cpu\":\"0\"}".to_owned(),
+                    3_000,
+                    Some(3.0)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_with_its_latest_values() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO points VALUES ('web-1', 'load', '{}', 1000, 1.0, 'None', 'a', 1);
+             INSERT INTO points VALUES ('web-1', 'load', '{}', 3000, 3.0, 'None', 'a', 2);
+             INSERT INTO points VALUES ('web-1', 'load', '{}', 2000, 2.0, 'None', 'a', 3);
+             INSERT INTO hosts VALUES ('web-1', 'a', '0.1.0', 5, 3);",
+        )
+        .unwrap();
+        drop(conn);
+        let db = MetricsDb::open(tmp.path()).unwrap();
+        assert_eq!(latest(&db), [("load{}".to_owned(), 3_000, Some(3.0))]);
+        assert_eq!(count(&db, "points"), 3);
     }
 }

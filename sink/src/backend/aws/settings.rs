@@ -1,0 +1,247 @@
+//! The AWS backends' settings, read from the environment the way the Lambda function is
+//! configured: `OUTPOST_BUCKET`, `OUTPOST_TABLE`, `OUTPOST_METRICS_NAMESPACE`,
+//! `OUTPOST_CLOUDWATCH_MODE`, `OUTPOST_METRICS_RETENTION_DAYS`, `OUTPOST_S3_SSE`,
+//! `OUTPOST_S3_KMS_KEY_ID`. Credentials, region and endpoints come from the standard AWS
+//! variables through `aws-config`. Pure: [`AwsSettings::from_lookup`] takes the variables as a
+//! function, so tests need no process environment.
+
+use crate::error::ConfigError;
+
+/// Bucket for log objects and dead letters.
+pub const ENV_BUCKET: &str = "OUTPOST_BUCKET";
+/// DynamoDB table for metric points and host summaries.
+pub const ENV_TABLE: &str = "OUTPOST_TABLE";
+/// CloudWatch namespace of the published metrics.
+pub const ENV_NAMESPACE: &str = "OUTPOST_METRICS_NAMESPACE";
+/// `emf`, `put_metric_data` or `off`.
+pub const ENV_CLOUDWATCH_MODE: &str = "OUTPOST_CLOUDWATCH_MODE";
+/// Days a metric point is kept in DynamoDB (its TTL).
+pub const ENV_RETENTION_DAYS: &str = "OUTPOST_METRICS_RETENTION_DAYS";
+/// Server-side encryption of log objects: `AES256` (SSE-S3) or `aws:kms`.
+pub const ENV_S3_SSE: &str = "OUTPOST_S3_SSE";
+/// KMS key for `aws:kms` (the bucket's default key when unset).
+pub const ENV_S3_KMS_KEY_ID: &str = "OUTPOST_S3_KMS_KEY_ID";
+/// Set by the Lambda runtime: its presence makes EMF the default CloudWatch mode.
+pub const ENV_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+
+/// Default CloudWatch namespace.
+pub const DEFAULT_NAMESPACE: &str = "Outpost";
+/// Default retention of metric points in DynamoDB, days.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+/// How metrics reach CloudWatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudWatchMode {
+    /// Embedded Metric Format lines on stdout: CloudWatch Logs extracts the metrics. No API
+    /// calls, no throttling; the default inside Lambda.
+    Emf,
+    /// `PutMetricData` calls: for a sink outside Lambda (`serve --backend aws`).
+    PutMetricData,
+    /// No CloudWatch metrics (DynamoDB still has every point).
+    Off,
+}
+
+impl CloudWatchMode {
+    /// The value of `OUTPOST_CLOUDWATCH_MODE` that selects this mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Emf => "emf",
+            Self::PutMetricData => "put_metric_data",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// Server-side encryption requested for every log object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encryption {
+    /// SSE-S3 (`AES256`).
+    S3Managed,
+    /// SSE-KMS, with this key or the bucket's default AWS-managed key.
+    Kms {
+        /// Key id or ARN.
+        key_id: Option<String>,
+    },
+}
+
+/// Everything the AWS backends need besides the SDK's own configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `OUTPOST_BUCKET`.
+    pub bucket: String,
+    /// `OUTPOST_TABLE`.
+    pub table: String,
+    /// `OUTPOST_METRICS_NAMESPACE`.
+    pub namespace: String,
+    /// `OUTPOST_CLOUDWATCH_MODE`.
+    pub cloudwatch: CloudWatchMode,
+    /// `OUTPOST_METRICS_RETENTION_DAYS`.
+    pub retention_days: u32,
+    /// `OUTPOST_S3_SSE` and `OUTPOST_S3_KMS_KEY_ID`.
+    pub encryption: Encryption,
+}
+
+impl AwsSettings {
+    /// Read the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read the settings through `var` (a variable's value, `None` when unset). Empty values
+    /// count as unset.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |name: &'static str, what: &str| {
+            get(name).ok_or_else(|| ConfigError::Env {
+                var: name,
+                message: format!("is not set; it names the {what}"),
+            })
+        };
+        let bucket = required(ENV_BUCKET, "S3 bucket for the logs")?;
+        let table = required(ENV_TABLE, "DynamoDB table for the metrics")?;
+        let namespace = get(ENV_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        if namespace.len() > 255 || namespace.starts_with(':') || namespace.starts_with("AWS/") {
+            return Err(ConfigError::Env {
+                var: ENV_NAMESPACE,
+                message: format!(
+                    "`{namespace}` is not a custom namespace (1 to 255 characters, not `AWS/...`)"
+                ),
+            });
+        }
+        let cloudwatch = match get(ENV_CLOUDWATCH_MODE).as_deref() {
+            None if get(ENV_LAMBDA_FUNCTION_NAME).is_some() => CloudWatchMode::Emf,
+            None => CloudWatchMode::PutMetricData,
+            Some("emf") => CloudWatchMode::Emf,
+            Some("put_metric_data") => CloudWatchMode::PutMetricData,
+            Some("off") => CloudWatchMode::Off,
+            Some(other) => {
+                return Err(ConfigError::Env {
+                    var: ENV_CLOUDWATCH_MODE,
+                    message: format!("`{other}` is not one of emf, put_metric_data, off"),
+                });
+            }
+        };
+        let retention_days = match get(ENV_RETENTION_DAYS) {
+            None => DEFAULT_RETENTION_DAYS,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|d| (1..=36_500).contains(d))
+                .ok_or_else(|| ConfigError::Env {
+                    var: ENV_RETENTION_DAYS,
+                    message: format!("`{v}` is not a number of days from 1 to 36500"),
+                })?,
+        };
+        let encryption = match get(ENV_S3_SSE).as_deref() {
+            None | Some("AES256") => {
+                if get(ENV_S3_KMS_KEY_ID).is_some() {
+                    return Err(ConfigError::Env {
+                        var: ENV_S3_KMS_KEY_ID,
+                        message: format!("is set but {ENV_S3_SSE} is not `aws:kms`"),
+                    });
+                }
+                Encryption::S3Managed
+            }
+            Some("aws:kms") => Encryption::Kms {
+                key_id: get(ENV_S3_KMS_KEY_ID),
+            },
+            Some(other) => {
+                return Err(ConfigError::Env {
+                    var: ENV_S3_SSE,
+                    message: format!("`{other}` is not one of AES256, aws:kms"),
+                });
+            }
+        };
+        Ok(Self {
+            bucket,
+            table,
+            namespace,
+            cloudwatch,
+            retention_days,
+            encryption,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<AwsSettings, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        AwsSettings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    const BASE: [(&str, &str); 2] = [(ENV_BUCKET, "logs-bucket"), (ENV_TABLE, "metrics")];
+
+    #[test]
+    fn defaults_outside_and_inside_lambda() {
+        let s = settings(&BASE).unwrap();
+        assert_eq!(s.namespace, "Outpost");
+        assert_eq!(s.cloudwatch, CloudWatchMode::PutMetricData);
+        assert_eq!(s.retention_days, 30);
+        assert_eq!(s.encryption, Encryption::S3Managed);
+        let mut vars = BASE.to_vec();
+        vars.push((ENV_LAMBDA_FUNCTION_NAME, "outpost-sink"));
+        assert_eq!(settings(&vars).unwrap().cloudwatch, CloudWatchMode::Emf);
+        vars.push((ENV_CLOUDWATCH_MODE, "put_metric_data"));
+        assert_eq!(
+            settings(&vars).unwrap().cloudwatch,
+            CloudWatchMode::PutMetricData
+        );
+    }
+
+    #[test]
+    fn each_bad_variable_is_named() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[(ENV_BUCKET, "")], ENV_BUCKET),
+            (&[(ENV_BUCKET, "b"), (ENV_TABLE, "  ")], ENV_TABLE),
+            (&[(ENV_CLOUDWATCH_MODE, "statsd")], ENV_CLOUDWATCH_MODE),
+            (&[(ENV_RETENTION_DAYS, "0")], ENV_RETENTION_DAYS),
+            (&[(ENV_RETENTION_DAYS, "a week")], ENV_RETENTION_DAYS),
+            (&[(ENV_NAMESPACE, "AWS/EC2")], ENV_NAMESPACE),
+            (&[(ENV_S3_SSE, "none")], ENV_S3_SSE),
+            (&[(ENV_S3_KMS_KEY_ID, "k")], ENV_S3_KMS_KEY_ID),
+        ];
+        for (extra, var) in cases {
+            let mut vars = BASE.to_vec();
+            vars.extend_from_slice(extra);
+            let vars: Vec<_> =
+                vars.into_iter()
+                    .rev()
+                    .fold(Vec::new(), |mut acc: Vec<(&str, &str)>, kv| {
+                        if !acc.iter().any(|(k, _)| *k == kv.0) {
+                            acc.push(kv);
+                        }
+                        acc
+                    });
+            let error = settings(&vars).unwrap_err();
+            assert!(error.to_string().starts_with(var), "{var}: {error}");
+        }
+    }
+
+    #[test]
+    fn kms_with_and_without_a_key() {
+        let mut vars = BASE.to_vec();
+        vars.push((ENV_S3_SSE, "aws:kms"));
+        assert_eq!(
+            settings(&vars).unwrap().encryption,
+            Encryption::Kms { key_id: None }
+        );
+        vars.push((ENV_S3_KMS_KEY_ID, "alias/outpost"));
+        assert_eq!(
+            settings(&vars).unwrap().encryption,
+            Encryption::Kms {
+                key_id: Some("alias/outpost".into())
+            }
+        );
+    }
+}

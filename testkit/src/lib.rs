@@ -1,0 +1,332 @@
+//! Test support shared by the integration tests of the agent and the sink.
+//!
+//! [`Moto`] runs the `moto` AWS API server (`pip install 'moto[server]'`) on a free loopback
+//! port for one test, and builds SDK configurations and process environments that point at it.
+//! When `moto_server` is not installed the tests that need it are skipped with a message,
+//! except under `CI=true`, where a missing server is a failure.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Region every test uses.
+pub const REGION: &str = "us-east-1";
+/// Dummy credentials (moto accepts any).
+pub const ACCESS_KEY_ID: &str = "testing";
+/// Dummy credentials (moto accepts any).
+pub const SECRET_ACCESS_KEY: &str = "testing";
+
+/// How long the server may take to answer its first request.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether this run is CI's (`CI=true`): missing tools fail instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Skip (return `None`, after printing why) or, under CI, panic: for a tool that is missing.
+pub fn missing_tool<T>(tool: &str, hint: &str) -> Option<T> {
+    assert!(!in_ci(), "{tool} is required under CI=true ({hint})");
+    eprintln!("skipping: {tool} is not installed ({hint})");
+    None
+}
+
+/// Whether `program` is found on `PATH`.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// A moto server of one test; killed on drop.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Moto {
+    /// Start a server, or `None` (skip) when `moto_server` is not installed outside CI.
+    /// Panics when it is installed but does not come up within 30 s.
+    pub fn start() -> Option<Self> {
+        if !on_path("moto_server") {
+            return missing_tool("moto_server", "pip install 'moto[server]'");
+        }
+        // A free port: bind :0, read it, release it for moto (which cannot report a port 0).
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto_server");
+        let moto = Self {
+            child,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !moto.ready() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not answer on {} within {START_TIMEOUT:?}",
+                moto.addr
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(moto)
+    }
+
+    /// `GET /moto-api/data.json` answers 200.
+    fn ready(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)) else {
+            return false;
+        };
+        let request = format!(
+            "GET /moto-api/data.json HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut head = [0u8; 12];
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_exact(&mut head).is_ok()
+            && head.starts_with(b"HTTP/1.")
+            && &head[9..12] == b"200"
+    }
+
+    /// The endpoint URL, `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The variables a process needs to use this server through the standard AWS chain.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+    }
+
+    /// An SDK configuration for this server: endpoint, region and dummy static credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                None,
+                None,
+                "outpost-testkit",
+            ))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How long `cargo lambda watch` may take to answer a first request (it may compile).
+const LAMBDA_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `cargo lambda watch`, the local Lambda runtime emulator, serving the functions of one
+/// package (Function URL requests at `/lambda-url/<function>/...`); killed on drop. Its output
+/// (the function's stdout and stderr included) goes to a file, [`LambdaWatch::output`].
+#[derive(Debug)]
+pub struct LambdaWatch {
+    child: Child,
+    addr: SocketAddr,
+    log: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+/// A temporary directory removed on drop (no extra crate for one directory).
+#[derive(Debug)]
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl LambdaWatch {
+    /// Start the emulator in `package_dir` with `env` added to the functions' environment, or
+    /// `None` (skip) when cargo-lambda is not installed outside CI. The functions are built on
+    /// the first request, in the workspace's target directory.
+    pub fn start(package_dir: &std::path::Path, env: &[(&str, String)]) -> Option<Self> {
+        if !on_path("cargo-lambda") {
+            return missing_tool("cargo-lambda", "pip install cargo-lambda");
+        }
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let dir = std::env::temp_dir().join(format!(
+            "outpost-lambda-watch-{}-{port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("creating a log directory");
+        let log = dir.join("watch.log");
+        let out = std::fs::File::create(&log).expect("creating the watch log");
+        let err = out.try_clone().expect("cloning the log handle");
+        // `cargo-lambda` itself (not `cargo lambda`, whose cargo parent would outlive a kill),
+        // in a process group of its own: dropping kills it with the functions it started.
+        let child = Command::new("cargo-lambda")
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(port.to_string())
+            .current_dir(package_dir)
+            .process_group(0)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("starting cargo lambda watch");
+        let watch = Self {
+            child,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            log,
+            _dir: TempDir(dir),
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect_timeout(&watch.addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "cargo lambda watch did not listen on {} within {START_TIMEOUT:?}:\n{}",
+                watch.addr,
+                watch.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(watch)
+    }
+
+    /// The Function URL base of `function`: `http://127.0.0.1:PORT/lambda-url/<function>`.
+    pub fn function_url(&self, function: &str) -> String {
+        format!("http://{}/lambda-url/{function}", self.addr)
+    }
+
+    /// The emulator's address (for `cargo lambda invoke -A/-P`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// How long a first request may take (the function may be compiled on it).
+    pub fn first_request_timeout() -> Duration {
+        LAMBDA_TIMEOUT
+    }
+
+    /// Everything the emulator and the functions printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LambdaWatch {
+    fn drop(&mut self) {
+        // The whole group: the emulator and the function processes it spawned.
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The sink's resources as the deployment creates them: the bucket, and the table with its
+/// key schema (a contract: partition key `pk` string, sort key `ts` number) and TTL on
+/// `expires_at`.
+pub async fn create_sink_resources(sdk: &aws_config::SdkConfig, bucket: &str, table: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    let s3 = s3_client(sdk);
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("creating the bucket");
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let attr = |name: &str, t| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(t)
+            .build()
+            .expect("an attribute definition")
+    };
+    let key = |name: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(t)
+            .build()
+            .expect("a key schema element")
+    };
+    ddb.create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk", ScalarAttributeType::S))
+        .attribute_definitions(attr("ts", ScalarAttributeType::N))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("ts", KeyType::Range))
+        .send()
+        .await
+        .expect("creating the table");
+    ddb.update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()
+                .expect("a TTL specification"),
+        )
+        .send()
+        .await
+        .expect("enabling TTL");
+}
+
+/// An S3 client for a local server: path-style addressing.
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// Every key in `bucket` (all pages), sorted.
+pub async fn object_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
+    let mut keys = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("listing objects");
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+    }
+    keys.sort();
+    keys
+}
