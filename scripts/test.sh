@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The project's test command (README.md names it; .ci/run calls it): formatting, lints, and every
-# test of the workspace. Works on a Debian machine with Rust and nothing else installed.
+# test of the workspace. Works on a Debian machine with Rust and python3-venv: the AWS tests'
+# local AWS API server (moto) is installed into .tools/ on first use (scripts/tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/tools.sh
+. scripts/tools.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
