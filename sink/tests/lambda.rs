@@ -10,9 +10,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::ShardIteratorType;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use outpost_proto::{AgentIdentity, Batch, LogRecord, MetricPoint, Record, Unit};
 use outpost_sink::backend::aws::AwsBackend;
 use outpost_sink::backend::aws::settings::{AwsSettings, CloudWatchMode, Encryption};
@@ -160,61 +157,6 @@ async fn function_url_requests_are_answered_by_the_lambda_binary() {
     assert_eq!(emf["cpu.utilization"], json!([81.5]));
 }
 
-/// A Kinesis event as Lambda's event source mapping delivers it, from records read back from
-/// the stream.
-async fn kinesis_event(kinesis: &aws_sdk_kinesis::Client) -> (Value, Vec<String>) {
-    let stream = kinesis
-        .describe_stream()
-        .stream_name(STREAM)
-        .send()
-        .await
-        .unwrap()
-        .stream_description
-        .unwrap();
-    let shard = stream.shards()[0].shard_id().to_owned();
-    let iterator = kinesis
-        .get_shard_iterator()
-        .stream_name(STREAM)
-        .shard_id(&shard)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator
-        .unwrap();
-    let records = kinesis
-        .get_records()
-        .shard_iterator(iterator)
-        .send()
-        .await
-        .unwrap()
-        .records;
-    let mut sequence_numbers = Vec::new();
-    let records: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            sequence_numbers.push(r.sequence_number().to_owned());
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.partition_key(),
-                    "sequenceNumber": r.sequence_number(),
-                    "data": BASE64.encode(r.data().as_ref()),
-                    "approximateArrivalTimestamp": 1_795_510_800.5,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{shard}:{}", r.sequence_number()),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/outpost-sink",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": stream.stream_arn(),
-            })
-        })
-        .collect();
-    (json!({ "Records": records }), sequence_numbers)
-}
-
 #[tokio::test]
 async fn kinesis_batches_store_good_records_and_dead_letter_poison_ones() {
     let Some(moto) = Moto::start() else { return };
@@ -243,7 +185,9 @@ async fn kinesis_batches_store_good_records_and_dead_letter_poison_ones() {
             .await
             .unwrap();
     }
-    let (event, seqs) = kinesis_event(&kinesis).await;
+    let (event, seqs) = outpost_testkit::kinesis_events(&kinesis, STREAM)
+        .await
+        .remove(0);
     assert_eq!(seqs.len(), 3);
 
     let settings = AwsSettings {

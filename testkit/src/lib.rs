@@ -244,9 +244,11 @@ impl LambdaWatch {
 
 impl Drop for LambdaWatch {
     fn drop(&mut self) {
-        // The whole group: the emulator and the function processes it spawned.
+        // The whole group: the emulator and the function processes it spawned. `--` is
+        // essential: procps-ng 4's `kill -KILL -PGID` reads the group as an option and signals
+        // every process (kill(-1)); `kill -s KILL -- -PGID` signals the group.
         let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -329,4 +331,71 @@ pub async fn object_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     }
     keys.sort();
     keys
+}
+
+/// Every record of every shard of `stream`, from the start, as Lambda's Kinesis event source
+/// mapping delivers them: a Kinesis event (`{"Records": [...]}`) per shard, in shard order,
+/// with the records' sequence numbers.
+pub async fn kinesis_events(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> Vec<(serde_json::Value, Vec<String>)> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    use base64::Engine;
+    let description = kinesis
+        .describe_stream()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("describing the stream")
+        .stream_description
+        .expect("a stream description");
+    let mut events = Vec::new();
+    for shard in description.shards() {
+        let shard_id = shard.shard_id();
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard_id)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("a shard iterator")
+            .shard_iterator;
+        let mut records = Vec::new();
+        let mut sequence_numbers = Vec::new();
+        while let Some(it) = iterator {
+            let out = kinesis
+                .get_records()
+                .shard_iterator(it)
+                .send()
+                .await
+                .expect("reading records");
+            if out.records().is_empty() {
+                break;
+            }
+            for r in out.records() {
+                sequence_numbers.push(r.sequence_number().to_owned());
+                records.push(serde_json::json!({
+                    "kinesis": {
+                        "kinesisSchemaVersion": "1.0",
+                        "partitionKey": r.partition_key(),
+                        "sequenceNumber": r.sequence_number(),
+                        "data": base64::engine::general_purpose::STANDARD.encode(r.data().as_ref()),
+                        "approximateArrivalTimestamp": 1_795_510_800.5,
+                    },
+                    "eventSource": "aws:kinesis",
+                    "eventVersion": "1.0",
+                    "eventID": format!("{shard_id}:{}", r.sequence_number()),
+                    "eventName": "aws:kinesis:record",
+                    "invokeIdentityArn": "arn:aws:iam::123456789012:role/outpost-sink",
+                    "awsRegion": REGION,
+                    "eventSourceARN": description.stream_arn(),
+                }));
+            }
+            iterator = out.next_shard_iterator;
+        }
+        events.push((serde_json::json!({ "Records": records }), sequence_numbers));
+    }
+    events
 }

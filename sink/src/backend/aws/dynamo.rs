@@ -124,7 +124,7 @@ pub struct HostUpdate {
 }
 
 /// The updates of a batch's host item: its summary, then the newest point of each series the
-/// batch carries, at most [`UPDATE_SETS_MAX`] attributes per update.
+/// batch carries, at most `UPDATE_SETS_MAX` (100) attributes per update.
 pub fn host_updates(write: &MetricWrite) -> Vec<HostUpdate> {
     let mut sets = vec![
         ("host".to_owned(), s(&write.host)),
