@@ -19,7 +19,7 @@ pub enum AgentError {
     Sampler(#[from] crate::collect::host::SamplerError),
     /// The sink transport could not be set up.
     #[error(transparent)]
-    Sink(#[from] crate::ship::http::SetupError),
+    Sink(#[from] crate::ship::SetupError),
     /// The disk spool could not be opened or used.
     #[error("spool: {0}")]
     Spool(String),

@@ -105,6 +105,11 @@ fn every_line_arrives_exactly_once_and_host_metrics_reach_the_db() {
 
     agent.signal("-TERM");
     assert_eq!(agent.wait().code(), Some(0), "SIGTERM exits 0");
+    let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
+    assert!(
+        !log.contains("AWS configuration loaded"),
+        "an http sink never loads the AWS SDK's configuration: {log}"
+    );
 
     for obj in stored_objects(&data) {
         assert_eq!(obj["host"], "e2e-host");

@@ -197,9 +197,10 @@ pub struct BatchSection {
     /// Most records in a batch; default 10000.
     #[serde(default = "default_max_records")]
     pub max_records: u64,
-    /// Most (uncompressed) bytes in a batch; default `"1MiB"`.
-    #[serde(default = "default_max_bytes")]
-    pub max_bytes: SizeValue,
+    /// Most (uncompressed) bytes in a batch; default `"1MiB"`, or `"1000KiB"` with
+    /// `sink.kind = "kinesis"` (a Kinesis record holds at most 1 MiB).
+    #[serde(default)]
+    pub max_bytes: Option<SizeValue>,
     /// Longest a batch stays open; default `"5s"`.
     #[serde(default = "default_max_age")]
     pub max_age: String,
@@ -210,9 +211,6 @@ pub struct BatchSection {
 
 fn default_max_records() -> u64 {
     10_000
-}
-fn default_max_bytes() -> SizeValue {
-    SizeValue::Text("1MiB".to_owned())
 }
 fn default_max_age() -> String {
     "5s".to_owned()
@@ -225,7 +223,7 @@ impl Default for BatchSection {
     fn default() -> Self {
         Self {
             max_records: default_max_records(),
-            max_bytes: default_max_bytes(),
+            max_bytes: None,
             max_age: default_max_age(),
             zstd_level: default_zstd_level(),
         }
@@ -262,23 +260,47 @@ impl Default for SpoolSection {
 
 /// The kinds of sink.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum SinkKind {
     /// HTTP POST of frames to `outpost-sink serve` (bearer token).
     Http,
+    /// HTTP POST of frames to an AWS Lambda Function URL, signed with SigV4 (service `lambda`).
+    LambdaUrl,
+    /// Amazon Kinesis Data Streams `PutRecords`, one frame per record.
+    Kinesis,
+}
+
+impl SinkKind {
+    /// The value as written in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::LambdaUrl => "lambda_url",
+            Self::Kinesis => "kinesis",
+        }
+    }
 }
 
 /// `[sink]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkSection {
-    /// `"http"`.
+    /// `"http"`, `"lambda_url"` or `"kinesis"`.
     pub kind: SinkKind,
-    /// Base URL of the sink, e.g. `"http://127.0.0.1:7070"`; batches go to `URL/v1/batches`.
-    pub url: String,
-    /// File holding the bearer token (surrounding whitespace trimmed); optional.
+    /// `http`: base URL of the sink, e.g. `"http://127.0.0.1:7070"`; `lambda_url`: the Function
+    /// URL. Batches go to `URL/v1/batches`. Required for both; not used by `kinesis`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `http` only: file holding the bearer token (surrounding whitespace trimmed); optional.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// `kinesis` only: the stream's name or ARN; required.
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// `lambda_url` and `kinesis`: the AWS region; default: from the Function URL's host name or
+    /// the stream's ARN, else the AWS SDK's chain (`AWS_REGION`, profile, instance metadata).
+    #[serde(default)]
+    pub region: Option<String>,
     /// Timeout of one request; default `"30s"`.
     #[serde(default = "default_request_timeout")]
     pub timeout: String,

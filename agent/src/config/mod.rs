@@ -9,8 +9,9 @@ mod validate;
 pub use error::{ConfigError, ConfigIssue, Location};
 pub use file::{FileConfig, ReadFrom, SinkKind};
 pub use validate::{
-    AgentConfig, BatchLimits, Config, HostConfig, LogInput, MAX_BATCH_BYTES, MIN_SPOOL_BYTES,
-    MultilineConfig, SinkConfig, SpoolConfig, TailConfig, read_secret, validate,
+    AgentConfig, BatchLimits, Config, HostConfig, KinesisStream, LogInput, MAX_BATCH_BYTES,
+    MIN_SPOOL_BYTES, MultilineConfig, SinkConfig, SinkTransport, SpoolConfig, TailConfig,
+    function_url_region, read_secret, validate,
 };
 
 use std::path::Path;

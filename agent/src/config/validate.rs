@@ -3,7 +3,8 @@
 
 use super::error::{ConfigError, ConfigIssue, Location};
 use super::file::{FileConfig, ReadFrom, SinkKind};
-use super::units::parse_duration;
+use super::units::{SizeValue, parse_duration};
+use crate::ship::limits::{KINESIS_MAX_BATCH_BYTES, KINESIS_MAX_FRAME_LEN};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
@@ -117,16 +118,83 @@ pub const MIN_SPOOL_BYTES: u64 = 256 * 1024;
 /// `[sink]`, resolved.
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
-    /// Kind of sink.
-    pub kind: SinkKind,
-    /// Base URL as configured.
-    pub url: Url,
-    /// Where batches are POSTed: `url` + `/v1/batches`.
-    pub batches_url: Url,
-    /// Absolute path of the token file.
-    pub token_file: Option<PathBuf>,
+    /// Where frames go and how.
+    pub transport: SinkTransport,
     /// Request timeout.
     pub timeout: Duration,
+}
+
+/// The sink's transport and its settings.
+#[derive(Debug, Clone)]
+pub enum SinkTransport {
+    /// `kind = "http"`: POST to an `outpost-sink`.
+    Http {
+        /// Base URL as configured.
+        url: Url,
+        /// Where batches are POSTed: `url` + `/v1/batches`.
+        batches_url: Url,
+        /// Absolute path of the token file.
+        token_file: Option<PathBuf>,
+    },
+    /// `kind = "lambda_url"`: POST to a Lambda Function URL, signed with SigV4.
+    LambdaUrl {
+        /// The Function URL as configured.
+        url: Url,
+        /// Where batches are POSTed: `url` + `/v1/batches`.
+        batches_url: Url,
+        /// The region to sign for: `sink.region`, else the one in the URL's host name; `None`:
+        /// from the AWS SDK's chain at start.
+        region: Option<String>,
+    },
+    /// `kind = "kinesis"`: `PutRecords` to a Kinesis data stream.
+    Kinesis {
+        /// The stream.
+        stream: KinesisStream,
+        /// `sink.region`, else the one in the stream's ARN; `None`: from the AWS SDK's chain.
+        region: Option<String>,
+    },
+}
+
+/// A Kinesis stream, by name or by ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KinesisStream {
+    /// The stream's name (in the account of the credentials).
+    Name(String),
+    /// The stream's ARN.
+    Arn(String),
+}
+
+impl SinkConfig {
+    /// The configured kind.
+    pub fn kind(&self) -> SinkKind {
+        match self.transport {
+            SinkTransport::Http { .. } => SinkKind::Http,
+            SinkTransport::LambdaUrl { .. } => SinkKind::LambdaUrl,
+            SinkTransport::Kinesis { .. } => SinkKind::Kinesis,
+        }
+    }
+
+    /// Where frames go, for logs: a URL or the stream.
+    pub fn describe(&self) -> String {
+        match &self.transport {
+            SinkTransport::Http { url, .. } | SinkTransport::LambdaUrl { url, .. } => {
+                url.to_string()
+            }
+            SinkTransport::Kinesis {
+                stream: KinesisStream::Name(s) | KinesisStream::Arn(s),
+                ..
+            } => format!("kinesis:{s}"),
+        }
+    }
+
+    /// The largest frame this transport carries: the wire format's limit, or less for Kinesis
+    /// (a record holds at most 1 MiB).
+    pub fn max_frame_len(&self) -> usize {
+        match self.transport {
+            SinkTransport::Kinesis { .. } => KINESIS_MAX_FRAME_LEN,
+            _ => outpost_proto::limits::MAX_FRAME_LEN,
+        }
+    }
 }
 
 /// Read a secret from a file, with surrounding whitespace trimmed; an empty secret is an error.
@@ -334,12 +402,31 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
             format!("{} is out of range (1 to {max_records})", b.max_records),
         );
     }
-    let max_bytes = match b.max_bytes.bytes() {
-        Ok(v) if (1024..=MAX_BATCH_BYTES).contains(&v) => v as usize,
+    // A Kinesis record holds at most 1 MiB: batches (and single lines) must stay below that.
+    let kinesis = file.sink.kind == SinkKind::Kinesis;
+    let (default_max_bytes, max_batch_bytes, why) = if kinesis {
+        (
+            KINESIS_MAX_BATCH_BYTES,
+            KINESIS_MAX_BATCH_BYTES,
+            "1KiB to 1000KiB with sink.kind = \"kinesis\": a frame must fit a 1 MiB Kinesis record, with zstd's worst-case expansion and the 24-byte header",
+        )
+    } else {
+        (
+            1 << 20,
+            MAX_BATCH_BYTES,
+            "1KiB to 3MiB: a frame carries at most 4 MiB compressed",
+        )
+    };
+    let max_bytes = match b
+        .max_bytes
+        .as_ref()
+        .map_or(Ok(default_max_bytes), SizeValue::bytes)
+    {
+        Ok(v) if (1024..=max_batch_bytes).contains(&v) => v as usize,
         Ok(v) => {
             is.add(
                 "batch.max_bytes",
-                format!("{v} bytes is out of range (1KiB to 3MiB: a frame carries at most 4 MiB compressed)"),
+                format!("{v} bytes is out of range ({why})"),
             );
             0
         }
@@ -348,6 +435,19 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
             0
         }
     };
+    if kinesis {
+        for (i, l) in logs.iter().enumerate() {
+            if l.max_line_bytes as u64 > KINESIS_MAX_BATCH_BYTES {
+                is.add(
+                    format!("logs[{i}].max_line_bytes"),
+                    format!(
+                        "{} bytes is out of range (16B to 1000KiB with sink.kind = \"kinesis\": one record must fit a frame, and a frame a 1 MiB Kinesis record)",
+                        l.max_line_bytes
+                    ),
+                );
+            }
+        }
+    }
     let batch = BatchLimits {
         max_records: b.max_records as usize,
         max_bytes,
@@ -413,26 +513,111 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
 
     // [sink]
     let s = &file.sink;
-    let url = match Url::parse(&s.url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
-        Ok(u) => {
+    let kind = s.kind;
+    let mut not_for = |key: &str, set: bool, used_by: &str| {
+        if set {
+            is.add(
+                format!("sink.{key}"),
+                format!(
+                    "not used by kind = \"{}\" (only by {used_by})",
+                    kind.as_str()
+                ),
+            );
+        }
+    };
+    not_for(
+        "url",
+        kind == SinkKind::Kinesis && s.url.is_some(),
+        "\"http\" and \"lambda_url\"",
+    );
+    not_for(
+        "token_file",
+        kind != SinkKind::Http && s.token_file.is_some(),
+        "\"http\"; \"lambda_url\" signs with AWS credentials",
+    );
+    not_for(
+        "stream",
+        kind != SinkKind::Kinesis && s.stream.is_some(),
+        "\"kinesis\"",
+    );
+    not_for(
+        "region",
+        kind == SinkKind::Http && s.region.is_some(),
+        "\"lambda_url\" and \"kinesis\"",
+    );
+    let url = match (&s.url, kind) {
+        (_, SinkKind::Kinesis) => None,
+        (None, _) => {
             is.add(
                 "sink.url",
-                format!("{:?}: scheme must be http or https with a host", u.as_str()),
+                format!("required with kind = \"{}\"", kind.as_str()),
             );
             None
         }
-        Err(e) => {
-            is.add("sink.url", format!("{:?} is not a URL: {e}", s.url));
-            None
-        }
+        (Some(text), _) => match Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+            Ok(u) => {
+                is.add(
+                    "sink.url",
+                    format!("{:?}: scheme must be http or https with a host", u.as_str()),
+                );
+                None
+            }
+            Err(e) => {
+                is.add("sink.url", format!("{text:?} is not a URL: {e}"));
+                None
+            }
+        },
     };
     let token_file = s.token_file.as_ref().map(|p| resolve(&base, p));
-    if let Some(p) = &token_file
+    if kind == SinkKind::Http
+        && let Some(p) = &token_file
         && let Err(e) = read_secret(p)
     {
         is.add("sink.token_file", e);
     }
+    if let Some(r) = &s.region
+        && !valid_region(r)
+    {
+        is.add(
+            "sink.region",
+            format!("{r:?} is not an AWS region name (like \"eu-west-1\")"),
+        );
+    }
+    let stream = match (&s.stream, kind) {
+        (None, SinkKind::Kinesis) => {
+            is.add("sink.stream", "required with kind = \"kinesis\"");
+            None
+        }
+        (Some(text), SinkKind::Kinesis) => match parse_stream(text) {
+            Ok(stream) => Some(stream),
+            Err(e) => {
+                is.add("sink.stream", e);
+                None
+            }
+        },
+        _ => None,
+    };
+    // A region the URL's host or the stream's ARN names; `sink.region` must agree with it.
+    let implied_region = match (&url, &stream) {
+        (Some(u), _) if kind == SinkKind::LambdaUrl => u.host_str().and_then(function_url_region),
+        (_, Some((_, arn_region))) => arn_region.clone(),
+        _ => None,
+    };
+    if let (Some(r), Some(implied)) = (&s.region, &implied_region)
+        && r != implied
+    {
+        let from = if kind == SinkKind::Kinesis {
+            "sink.stream's ARN"
+        } else {
+            "sink.url's host"
+        };
+        is.add(
+            "sink.region",
+            format!("{r:?} differs from {implied:?} in {from}"),
+        );
+    }
+    let region = s.region.clone().or(implied_region);
     let timeout = is.duration(
         "sink.timeout",
         &s.timeout,
@@ -443,11 +628,21 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
     if !is.list.is_empty() {
         return Err(ConfigError { issues: is.list });
     }
-    // A URL was parsed, or an issue was recorded and we returned above.
-    let Some(url) = url else {
-        return Err(ConfigError { issues: is.list });
+    // What the kind needs was parsed, or an issue was recorded and we returned above.
+    let transport = match (kind, url, stream) {
+        (SinkKind::Http, Some(url), _) => SinkTransport::Http {
+            batches_url: batches_url(&url),
+            url,
+            token_file,
+        },
+        (SinkKind::LambdaUrl, Some(url), _) => SinkTransport::LambdaUrl {
+            batches_url: batches_url(&url),
+            url,
+            region,
+        },
+        (SinkKind::Kinesis, _, Some((stream, _))) => SinkTransport::Kinesis { stream, region },
+        _ => return Err(ConfigError { issues: is.list }),
     };
-    let batches_url = batches_url(&url);
     Ok(Config {
         source: source.to_path_buf(),
         agent,
@@ -457,14 +652,66 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
         batch,
         zstd_level: b.zstd_level,
         spool,
-        sink: SinkConfig {
-            kind: s.kind,
-            url,
-            batches_url,
-            token_file,
-            timeout,
-        },
+        sink: SinkConfig { transport, timeout },
     })
+}
+
+/// Whether `r` looks like an AWS region name: lower-case letters, digits and dashes, with a
+/// dash (`us-east-1`, `eu-central-2`, `us-gov-west-1`).
+fn valid_region(r: &str) -> bool {
+    (4..=32).contains(&r.len())
+        && r.contains('-')
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !r.starts_with('-')
+        && !r.ends_with('-')
+}
+
+/// The region of a Lambda Function URL's host name, `<id>.lambda-url.<region>.on.aws`.
+pub fn function_url_region(host: &str) -> Option<String> {
+    let labels: Vec<&str> = host.trim_end_matches('.').split('.').collect();
+    match labels.as_slice() {
+        [.., "lambda-url", region, "on", "aws"] if valid_region(region) => {
+            Some((*region).to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// A stream name (1 to 128 of `a-zA-Z0-9_.-`) or ARN
+/// (`arn:PARTITION:kinesis:REGION:ACCOUNT:stream/NAME`), with the ARN's region.
+fn parse_stream(text: &str) -> Result<(KinesisStream, Option<String>), String> {
+    let valid_name = |n: &str| {
+        (1..=128).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    };
+    if text.starts_with("arn:") {
+        let parts: Vec<&str> = text.splitn(6, ':').collect();
+        match parts.as_slice() {
+            ["arn", partition, "kinesis", region, account, resource]
+                if partition.starts_with("aws")
+                    && valid_region(region)
+                    && account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && resource.strip_prefix("stream/").is_some_and(valid_name) =>
+            {
+                Ok((
+                    KinesisStream::Arn(text.to_owned()),
+                    Some((*region).to_owned()),
+                ))
+            }
+            _ => Err(format!(
+                "{text:?} is not a Kinesis stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)"
+            )),
+        }
+    } else if valid_name(text) {
+        Ok((KinesisStream::Name(text.to_owned()), None))
+    } else {
+        Err(format!(
+            "{text:?} is not a stream name (1 to 128 of a-z, A-Z, 0-9, _ . -) or ARN"
+        ))
+    }
 }
 
 /// `BASE/v1/batches`, keeping any path prefix of the base URL.
@@ -499,10 +746,13 @@ mod tests {
         assert_eq!(c.tail.rotate_wait, Duration::from_secs(5));
         assert_eq!(c.spool.max_bytes, 256 << 20);
         assert_eq!(c.spool.segment_bytes, 8 << 20);
-        assert_eq!(
-            c.sink.batches_url.as_str(),
-            "http://127.0.0.1:7070/v1/batches"
-        );
+        match &c.sink.transport {
+            SinkTransport::Http { batches_url, .. } => {
+                assert_eq!(batches_url.as_str(), "http://127.0.0.1:7070/v1/batches");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.sink.max_frame_len(), outpost_proto::limits::MAX_FRAME_LEN);
     }
 
     #[test]
@@ -623,5 +873,146 @@ token_file = "/nonexistent/outpost-token"
             batches_url(&u).as_str(),
             "https://example.com/outpost/v1/batches"
         );
+    }
+
+    fn keys(err: &ConfigError) -> Vec<String> {
+        err.issues
+            .iter()
+            .map(|i| match &i.location {
+                Location::Key(k) => k.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    const LAMBDA: &str =
+        "[sink]\nkind = \"lambda_url\"\nurl = \"https://abc123.lambda-url.eu-west-1.on.aws/\"\n";
+    const KINESIS: &str = "[sink]\nkind = \"kinesis\"\nstream = \"outpost\"\n";
+
+    #[test]
+    fn lambda_url_takes_its_region_from_the_host_or_the_key() {
+        let c = check(LAMBDA).unwrap();
+        let SinkTransport::LambdaUrl {
+            batches_url,
+            region,
+            ..
+        } = &c.sink.transport
+        else {
+            panic!("{:?}", c.sink)
+        };
+        assert_eq!(
+            batches_url.as_str(),
+            "https://abc123.lambda-url.eu-west-1.on.aws/v1/batches"
+        );
+        assert_eq!(region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.sink.kind(), SinkKind::LambdaUrl);
+        assert_eq!(c.sink.max_frame_len(), outpost_proto::limits::MAX_FRAME_LEN);
+        assert_eq!(c.batch.max_bytes, 1 << 20);
+
+        // Another host (a custom domain): the key, else the SDK's chain at start.
+        let custom = "[sink]\nkind = \"lambda_url\"\nurl = \"https://ingest.example.com\"\n";
+        let c = check(custom).unwrap();
+        assert!(matches!(
+            c.sink.transport,
+            SinkTransport::LambdaUrl { region: None, .. }
+        ));
+        let c = check(&format!("{custom}region = \"us-west-2\"\n")).unwrap();
+        assert!(
+            matches!(&c.sink.transport, SinkTransport::LambdaUrl { region: Some(r), .. } if r == "us-west-2")
+        );
+
+        // A key that contradicts the host, a bad region, and a token: each named.
+        let err = check(&format!(
+            "{LAMBDA}region = \"us-east-1\"\ntoken_file = \"/t\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(keys(&err), ["sink.token_file", "sink.region"], "{err}");
+        let err = check(&format!("{LAMBDA}region = \"Mars 1\"\n")).unwrap_err();
+        assert_eq!(keys(&err), ["sink.region", "sink.region"], "{err}");
+        let err = check("[sink]\nkind = \"lambda_url\"\n").unwrap_err();
+        assert_eq!(keys(&err), ["sink.url"], "{err}");
+    }
+
+    #[test]
+    fn kinesis_needs_a_stream_and_takes_the_region_of_its_arn() {
+        let c = check(KINESIS).unwrap();
+        assert!(matches!(
+            &c.sink.transport,
+            SinkTransport::Kinesis { stream: KinesisStream::Name(n), region: None } if n == "outpost"
+        ));
+        assert_eq!(c.sink.describe(), "kinesis:outpost");
+        assert_eq!(
+            c.sink.max_frame_len(),
+            crate::ship::limits::KINESIS_MAX_FRAME_LEN
+        );
+        // The default batch size is the largest a Kinesis record can carry.
+        assert_eq!(c.batch.max_bytes as u64, KINESIS_MAX_BATCH_BYTES);
+
+        let arn = "arn:aws:kinesis:eu-central-1:123456789012:stream/outpost";
+        let c = check(&format!(
+            "[sink]\nkind = \"kinesis\"\nstream = \"{arn}\"\ntimeout = \"5s\"\n"
+        ))
+        .unwrap();
+        assert!(matches!(
+            &c.sink.transport,
+            SinkTransport::Kinesis { stream: KinesisStream::Arn(a), region: Some(r) }
+                if a == arn && r == "eu-central-1"
+        ));
+        assert_eq!(c.sink.timeout, Duration::from_secs(5));
+
+        let err = check("[sink]\nkind = \"kinesis\"\nurl = \"http://x\"\ntoken_file = \"/t\"\n")
+            .unwrap_err();
+        assert_eq!(
+            keys(&err),
+            ["sink.url", "sink.token_file", "sink.stream"],
+            "{err}"
+        );
+        for bad in ["a b", "arn:aws:kinesis:eu-central-1:1234:stream/x", ""] {
+            let err =
+                check(&format!("[sink]\nkind = \"kinesis\"\nstream = \"{bad}\"\n")).unwrap_err();
+            assert_eq!(keys(&err), ["sink.stream"], "{bad}: {err}");
+        }
+        let err = check(&format!(
+            "[sink]\nkind = \"kinesis\"\nstream = \"{arn}\"\nregion = \"us-east-1\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(keys(&err), ["sink.region"], "{err}");
+        let err = check(
+            "[sink]\nkind = \"http\"\nurl = \"http://x\"\nstream = \"s\"\nregion = \"us-east-1\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(keys(&err), ["sink.stream", "sink.region"], "{err}");
+    }
+
+    #[test]
+    fn kinesis_limits_plus_one_are_rejected_and_say_why() {
+        let over = KINESIS_MAX_BATCH_BYTES + 1;
+        let text = format!(
+            "[[logs]]\npaths = [\"/l/*\"]\nservice = \"a\"\nmax_line_bytes = {over}\n[batch]\nmax_bytes = {over}\n{KINESIS}"
+        );
+        let err = check(&text).unwrap_err();
+        assert_eq!(
+            keys(&err),
+            ["batch.max_bytes", "logs[0].max_line_bytes"],
+            "{err}"
+        );
+        assert!(
+            err.issues[0].message.contains("1 MiB Kinesis record"),
+            "{err}"
+        );
+        let at_limit = text.replace(&over.to_string(), &KINESIS_MAX_BATCH_BYTES.to_string());
+        assert!(check(&at_limit).is_ok());
+        // The same sizes are fine for the HTTP transports (4 MiB frames).
+        assert!(check(&text.replace(KINESIS, LAMBDA)).is_ok());
+    }
+
+    #[test]
+    fn function_url_regions_are_read_from_the_host() {
+        assert_eq!(
+            function_url_region("abcdefg.lambda-url.ap-southeast-2.on.aws").as_deref(),
+            Some("ap-southeast-2")
+        );
+        assert_eq!(function_url_region("example.com"), None);
+        assert_eq!(function_url_region("x.lambda-url.on.aws"), None);
     }
 }

@@ -1,11 +1,13 @@
-//! The delivery task: frames leave the spool in order, go to the sink, and are acknowledged in
-//! the spool only once the sink took them (or refused them for good: then they are kept in
-//! `STATE_DIR/dead-letter/` and counted).
+//! The delivery task: frames leave the spool in order, in groups as large as one call of the
+//! transport carries (one frame for HTTP; up to 500 records and 5 MiB for Kinesis), go to the
+//! sink, and are acknowledged in the spool, in order, only once the sink took every frame of
+//! the group (or refused one for good: then it is kept in `STATE_DIR/dead-letter/` and
+//! counted).
 
 use super::envelope;
 use crate::error::AgentError;
-use crate::ship::{Delivery as Outcome, ShipStats, Shipper};
-use crate::spool::Spool;
+use crate::ship::{Delivery as Outcome, GroupLimits, Item, ShipStats, Shipper};
+use crate::spool::{Entry, Spool};
 use crate::state::atomic::write_atomic;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -51,7 +53,10 @@ impl Delivery {
         mut self,
         writer_done: impl Fn() -> bool + Send + 'static,
     ) -> Result<DeliveryStats, AgentError> {
+        let limits = self.shipper.limits();
+        // The last entry read from the spool, and one read that did not fit the last group.
         let mut last: Option<u64> = None;
+        let mut carry: Option<Item> = None;
         let spooled_notify = self.spooled.clone();
         loop {
             let spooled = spooled_notify.notified();
@@ -60,9 +65,8 @@ impl Delivery {
             // Read before looking at the spool: if the writer was done by then, everything it
             // spooled is visible below.
             let writer_finished = writer_done();
-            let entry =
-                super::with_spool(&self.spool, |s| s.next_unacked(last))?.map_err(spool_err)?;
-            let Some(entry) = entry else {
+            let group = self.read_group(limits, &mut last, &mut carry)?;
+            if group.is_empty() {
                 if self.shipper.deadline().is_some() && writer_finished {
                     // Stopping, and the writer spools nothing more: everything is delivered.
                     break;
@@ -85,49 +89,77 @@ impl Delivery {
                     }
                 }
                 continue;
-            };
-            let entry_id = entry.id;
-            let payload = bytes::Bytes::from(entry.payload);
-            let frame = match envelope::frame_range(&payload) {
-                Ok(range) => payload.slice(range),
-                Err(error) => {
-                    // Written by this agent and checksummed by the spool: only a format from
-                    // a newer agent gets here. Send it as is: the sink rejects what it cannot
-                    // read, and a rejected frame is kept as a dead letter, never lost.
-                    tracing::error!(id = entry_id, %error, "unreadable spool entry");
-                    payload
-                }
-            };
-            if !frame.is_empty() {
-                let records =
-                    outpost_proto::parse_header(&frame).map_or(0, |h| u64::from(h.record_count));
-                match self.shipper.deliver(entry_id, records, &frame).await {
+            }
+            let outcomes = self.shipper.deliver(&group).await;
+            // Acknowledge, in order, up to the first frame left for the next start.
+            let mut through = None;
+            let mut abandoned = false;
+            for (item, outcome) in group.iter().zip(outcomes) {
+                match outcome {
                     Outcome::Delivered => {}
                     Outcome::Rejected { status, reason } => {
-                        self.dead_letter(entry_id, status, &reason, &frame)?;
+                        self.dead_letter(item.id, status, &reason, &item.frame)?;
                     }
-                    Outcome::Abandoned => break,
+                    Outcome::Abandoned => {
+                        abandoned = true;
+                        break;
+                    }
                 }
+                through = Some(item.id);
             }
-            drop(frame);
-            // Ack only once the checkpoint file covers this entry's positions; else a crash
-            // right after the ack would lose them and the lines would be read again.
-            if self
-                .checkpointed
-                .wait_for(|&c| c >= entry.id)
-                .await
-                .is_err()
-            {
+            drop(group);
+            if let Some(id) = through {
+                // Ack only once the checkpoint file covers these entries' positions; else a
+                // crash right after the ack would lose them and the lines would be read again.
+                if self.checkpointed.wait_for(|&c| c >= id).await.is_err() {
+                    break;
+                }
+                super::with_spool(&self.spool, |s| s.ack_through(id))?.map_err(spool_err)?;
+                self.freed.notify_waiters();
+            }
+            if abandoned {
                 break;
             }
-            super::with_spool(&self.spool, |s| s.ack(entry.id))?.map_err(spool_err)?;
-            last = Some(entry.id);
-            self.freed.notify_waiters();
         }
         Ok(DeliveryStats {
             ship: self.shipper.stats(),
             dead_lettered: self.dead_lettered,
         })
+    }
+
+    /// The next entries of the spool, as many as one call carries (`carry` first: an entry
+    /// read before that did not fit the previous group). `last` is the last entry read.
+    fn read_group(
+        &self,
+        limits: GroupLimits,
+        last: &mut Option<u64>,
+        carry: &mut Option<Item>,
+    ) -> Result<Vec<Item>, AgentError> {
+        let mut group = Vec::new();
+        let mut bytes = 0;
+        if let Some(item) = carry.take() {
+            bytes += limits.cost(item.frame.len());
+            group.push(item);
+        }
+        super::with_spool(&self.spool, |s| {
+            while group.len() < limits.max_entries {
+                let Some(entry) = s.next_unacked(*last)? else {
+                    break;
+                };
+                *last = Some(entry.id);
+                let item = item(entry);
+                let cost = limits.cost(item.frame.len());
+                if !limits.admits(group.len(), bytes, cost) {
+                    *carry = Some(item);
+                    break;
+                }
+                bytes += cost;
+                group.push(item);
+            }
+            Ok(())
+        })?
+        .map_err(|e: crate::spool::SpoolError| spool_err(e))?;
+        Ok(group)
     }
 
     fn dead_letter(
@@ -144,7 +176,7 @@ impl Delivery {
             .and_then(|()| {
                 write_atomic(
                     &dir.join(format!("{id:020}.reason")),
-                    format!("HTTP {status}: {reason}\n").as_bytes(),
+                    format!("{reason}\n").as_bytes(),
                 )
             })
             .map_err(|source| AgentError::State {
@@ -152,7 +184,29 @@ impl Delivery {
                 source,
             })?;
         self.dead_lettered += 1;
-        tracing::error!(id, path = %path.display(), "frame kept as dead letter");
+        tracing::error!(id, status, path = %path.display(), "frame kept as dead letter");
         Ok(())
     }
+}
+
+/// A spool entry as a frame to deliver.
+fn item(entry: Entry) -> Item {
+    let id = entry.id;
+    let payload = bytes::Bytes::from(entry.payload);
+    let frame = match envelope::frame_range(&payload) {
+        Ok(range) => payload.slice(range),
+        Err(error) => {
+            // Written by this agent and checksummed by the spool: only a format from a newer
+            // agent gets here. Send it as is: the sink rejects what it cannot read, and a
+            // rejected frame is kept as a dead letter, never lost.
+            tracing::error!(id, %error, "unreadable spool entry");
+            payload
+        }
+    };
+    let records = if frame.is_empty() {
+        0
+    } else {
+        outpost_proto::parse_header(&frame).map_or(0, |h| u64::from(h.record_count))
+    };
+    Item { id, records, frame }
 }

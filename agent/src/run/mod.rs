@@ -22,8 +22,7 @@ use crate::collect::host::{HostSampler, system_hostname};
 use crate::collect::logs::tailer::{Position, TailChunk, TailOptions, TailStats, Tailer};
 use crate::config::{Config, LogInput};
 use crate::error::AgentError;
-use crate::ship::http::HttpSender;
-use crate::ship::{ShipStats, Shipper};
+use crate::ship::{Sender, ShipStats, Shipper};
 use crate::spool::{Spool, SpoolOptions};
 use crate::state::checkpoint::CheckpointStore;
 use crate::state::identity::{MACHINE_ID, identity, resolve_id};
@@ -135,11 +134,11 @@ pub async fn run(
     let checkpointed_through = spool.next_id().saturating_sub(1);
     let first_start = matches!(cp_recovery, crate::state::checkpoint::Recovery::Missing);
     tracing::info!(agent_id = %ident.agent_id, id_source = ?id_source, hostname = %ident.hostname,
-        sink = %config.sink.url, inputs = config.logs.len(), spooled = spool.pending(),
+        sink = %config.sink.describe(), inputs = config.logs.len(), spooled = spool.pending(),
         spool_recovery = ?spool_recovery, checkpoints = checkpoints.len(), replayed, first_start,
         "outpost-agent starting");
 
-    let sender = HttpSender::new(&config.sink)?;
+    let sender = Sender::new(&config.sink, &ident.agent_id).await?;
     let sampler = config
         .host
         .as_ref()
@@ -179,6 +178,7 @@ pub async fn run(
     ));
     let (encoded_tx, encoded_rx) = mpsc::channel::<writer::Encoded>(ENCODED_CHANNEL);
     let zstd_level = config.zstd_level;
+    let max_frame_len = config.sink.max_frame_len();
     let runtime = tokio::runtime::Handle::current();
     let encoder = collectors::spawn("outpost-encoder", move || {
         let channels = writer::EncoderChannels {
@@ -186,7 +186,7 @@ pub async fn run(
             encoded: encoded_tx,
             recycle: recycle_tx,
         };
-        writer::encode_loop(&runtime, channels, ident, zstd_level, seq)
+        writer::encode_loop(&runtime, channels, ident, zstd_level, max_frame_len, seq)
     })?;
     let mut writer = tokio::spawn(
         writer::Writer {

@@ -56,6 +56,7 @@ pub fn encode_loop(
     channels: EncoderChannels,
     identity: AgentIdentity,
     zstd_level: i32,
+    max_frame_len: usize,
     mut seq: SeqAllocator,
 ) -> Result<(), AgentError> {
     let EncoderChannels {
@@ -78,7 +79,7 @@ pub fn encode_loop(
         };
         let Some(batch) = batch else { break };
         let light = !batch.full;
-        let (encoded, buffer) = encode(batch, &identity, &mut encoder, &mut seq)?;
+        let (encoded, buffer) = encode(batch, &identity, &mut encoder, max_frame_len, &mut seq)?;
         if light && closed.is_empty() {
             // Light traffic (a batch closed by its age or a flush, not full, and none waiting):
             // a context rebuilt every few seconds costs far less than keeping its megabytes
@@ -102,6 +103,7 @@ fn encode(
     batch: Closed,
     identity: &AgentIdentity,
     encoder: &mut FrameEncoder,
+    max_frame_len: usize,
     seq: &mut SeqAllocator,
 ) -> Result<(Option<Encoded>, Vec<u8>), AgentError> {
     let records = batch.records.len() as u64;
@@ -116,6 +118,7 @@ fn encode(
             identity,
             batch.records,
             batch.created_ms,
+            max_frame_len,
             &mut || seq.allocate(),
         )
         .map_err(|e| io_err("encoding a batch", e))?;

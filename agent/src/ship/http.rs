@@ -1,73 +1,66 @@
-//! The HTTP transport (the only file that imports reqwest): POST a frame to `/v1/batches` with
-//! an optional bearer token, and classify the answer.
+//! The HTTP client (the only file that imports reqwest): POST a frame to `/v1/batches` with the
+//! headers a transport adds, and [`HttpSender`], the bearer-token transport of an
+//! `outpost-sink`.
 
-use crate::config::{SinkConfig, read_secret};
+use super::classify::classify_http;
+use super::sender::{SendError, SetupError};
+use crate::config::read_secret;
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, DATE};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Content type of a frame on the wire.
 pub const FRAME_CONTENT_TYPE: &str = "application/vnd.outpost.frame";
 
-/// How a send failed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SendError {
-    /// Worth retrying: connection errors, timeouts, 429, 5xx, 401 (token may be rotating).
-    #[error("retryable: {0}")]
-    Retryable(String),
-    /// The sink refused the batch for good (400, 413, other 4xx): retrying cannot help.
-    #[error("rejected with {status}: {reason}")]
-    Rejected {
-        /// HTTP status.
-        status: u16,
-        /// The sink's reason.
-        reason: String,
-    },
+/// An answer other than a transport error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The `Date` header, when the answer was not a success.
+    pub date: Option<String>,
+    /// The body, when the answer was not a success.
+    pub body: String,
 }
 
-/// Classify a response status: `None` for success.
-pub fn classify(status: u16, body: &str) -> Option<SendError> {
-    let reason = || {
-        let t = body.trim();
+impl Answer {
+    /// What a failed answer says: the status and the start of the body.
+    pub fn reason(&self) -> String {
+        let t = self.body.trim();
         if t.is_empty() {
-            format!("HTTP {status}")
+            format!("HTTP {}", self.status)
         } else {
-            format!("HTTP {status}: {}", t.chars().take(500).collect::<String>())
+            format!(
+                "HTTP {}: {}",
+                self.status,
+                t.chars().take(500).collect::<String>()
+            )
         }
-    };
-    match status {
-        200..=299 => None,
-        401 | 408 | 429 | 500..=599 => Some(SendError::Retryable(reason())),
-        _ => Some(SendError::Rejected {
-            status,
-            reason: reason(),
-        }),
+    }
+
+    /// `Ok` for a success, else the error its class calls for.
+    pub fn into_result(self) -> Result<(), SendError> {
+        match classify_http(self.status, &self.body) {
+            None => Ok(()),
+            Some(class) => Err(SendError::from_class(class, self.status, self.reason())),
+        }
     }
 }
 
-/// Sends frames to an `outpost-sink` over HTTP(S).
-pub struct HttpSender {
+/// POSTs frames to one URL.
+pub struct HttpClient {
     client: reqwest::Client,
     url: reqwest::Url,
-    token_file: Option<PathBuf>,
-    token: Option<String>,
 }
 
-/// The HTTP client could not be built or the token could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("sink.{key}: {message}")]
-pub struct SetupError {
-    key: &'static str,
-    message: String,
-}
-
-impl HttpSender {
-    /// Build the client and read the token.
-    pub fn new(cfg: &SinkConfig) -> Result<Self, SetupError> {
+impl HttpClient {
+    /// A client for `url` with a per-request `timeout`.
+    pub fn new(url: &url::Url, timeout: Duration) -> Result<Self, SetupError> {
         let mut builder = reqwest::Client::builder()
-            .timeout(cfg.timeout)
+            .timeout(timeout)
             .user_agent(concat!("outpost-agent/", env!("CARGO_PKG_VERSION")));
-        if cfg.batches_url.scheme() == "http" {
+        if url.scheme() == "http" {
             // A plain-HTTP sink (the local one) needs no trust store: do not load the system's
             // certificates (memory and start-up work an idle agent would keep for nothing).
             builder = builder.tls_certs_only(std::iter::empty());
@@ -76,7 +69,75 @@ impl HttpSender {
             key: "url",
             message: format!("cannot build HTTP client: {e}"),
         })?;
-        let token = match &cfg.token_file {
+        Ok(Self {
+            client,
+            url: url.clone(),
+        })
+    }
+
+    /// The URL frames go to.
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// POST one frame with extra `headers`. A connection error or timeout is
+    /// [`SendError::Retryable`]; any answer is returned.
+    pub async fn post(
+        &self,
+        frame: &bytes::Bytes,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, SendError> {
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, FRAME_CONTENT_TYPE)
+            // A reference-counted handle, not a copy (retries send it again).
+            .body(frame.clone());
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| SendError::Retryable(format!("{}: {e}", self.url)))?;
+        let status = resp.status();
+        if status == StatusCode::OK {
+            return Ok(Answer {
+                status: 200,
+                date: None,
+                body: String::new(),
+            });
+        }
+        let date = resp
+            .headers()
+            .get(DATE)
+            .and_then(|d| d.to_str().ok())
+            .map(str::to_owned);
+        let body = resp.text().await.unwrap_or_default();
+        Ok(Answer {
+            status: status.as_u16(),
+            date,
+            body,
+        })
+    }
+}
+
+/// Sends frames to an `outpost-sink` over HTTP(S), with an optional bearer token.
+pub struct HttpSender {
+    client: HttpClient,
+    token_file: Option<PathBuf>,
+    token: Option<String>,
+}
+
+impl HttpSender {
+    /// Build the client and read the token.
+    pub fn new(
+        batches_url: &url::Url,
+        token_file: Option<PathBuf>,
+        timeout: Duration,
+    ) -> Result<Self, SetupError> {
+        let client = HttpClient::new(batches_url, timeout)?;
+        let token = match &token_file {
             Some(p) => Some(read_secret(p).map_err(|message| SetupError {
                 key: "token_file",
                 message,
@@ -85,8 +146,7 @@ impl HttpSender {
         };
         Ok(Self {
             client,
-            url: cfg.batches_url.clone(),
-            token_file: cfg.token_file.clone(),
+            token_file,
             token,
         })
     }
@@ -103,28 +163,12 @@ impl HttpSender {
 
     /// POST one frame.
     pub async fn send(&self, frame: &bytes::Bytes) -> Result<(), SendError> {
-        let mut req = self
-            .client
-            .post(self.url.clone())
-            .header(CONTENT_TYPE, FRAME_CONTENT_TYPE)
-            // A reference-counted handle, not a copy (retries send it again).
-            .body(frame.clone());
-        if let Some(t) = &self.token {
-            req = req.header(AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| SendError::Retryable(format!("{}: {e}", self.url)))?;
-        let status = resp.status();
-        if status == StatusCode::OK {
-            return Ok(());
-        }
-        let body = resp.text().await.unwrap_or_default();
-        match classify(status.as_u16(), &body) {
-            None => Ok(()),
-            Some(e) => Err(e),
-        }
+        let bearer = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| (AUTHORIZATION.as_str(), b.as_str()))
+            .collect();
+        self.client.post(frame, &headers).await?.into_result()
     }
 }
 
@@ -133,21 +177,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_are_classified() {
-        assert_eq!(classify(200, ""), None);
-        assert!(matches!(classify(503, "x"), Some(SendError::Retryable(_))));
-        assert!(matches!(classify(429, ""), Some(SendError::Retryable(_))));
-        assert!(matches!(classify(401, ""), Some(SendError::Retryable(_))));
+    fn answers_become_errors_by_class() {
+        let answer = |status: u16, body: &str| Answer {
+            status,
+            date: None,
+            body: body.into(),
+        };
+        assert_eq!(answer(200, "").into_result(), Ok(()));
+        assert!(matches!(
+            answer(503, "x").into_result(),
+            Err(SendError::Retryable(_))
+        ));
+        assert!(matches!(
+            answer(401, "").into_result(),
+            Err(SendError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            answer(403, "").into_result(),
+            Err(SendError::Misconfigured(_))
+        ));
         assert_eq!(
-            classify(400, "{\"error\":\"bad magic\"}"),
-            Some(SendError::Rejected {
+            answer(400, "{\"error\":\"bad magic\"}").into_result(),
+            Err(SendError::Rejected {
                 status: 400,
                 reason: "HTTP 400: {\"error\":\"bad magic\"}".into()
             })
         );
-        assert!(matches!(
-            classify(413, ""),
-            Some(SendError::Rejected { status: 413, .. })
-        ));
     }
 }

@@ -235,6 +235,24 @@ impl Spool {
         self.remove_acknowledged()
     }
 
+    /// Acknowledge every entry up to and including `id` at once (one write of the watermark):
+    /// what a shipper that delivered a group of entries calls. `id` must have been appended;
+    /// acknowledging an already acknowledged id does nothing.
+    pub fn ack_through(&mut self, id: u64) -> Result<(), SpoolError> {
+        if id > self.acked {
+            if id >= self.next_id {
+                return Err(SpoolError::OutOfOrderAck {
+                    id,
+                    expected: self.oldest_unacked().unwrap_or(self.next_id),
+                });
+            }
+            let path = self.dir.join(ACKED_FILE);
+            write_atomic(&path, &encode_header(ACKED_MAGIC, id)).map_err(io_at(&path))?;
+            self.acked = id;
+        }
+        self.remove_acknowledged()
+    }
+
     /// Bytes of segment files on disk, including the newest segment when all its entries are
     /// acknowledged (it is kept to append to, and freed when an append needs its room). Never
     /// more than `max_bytes` through appends (a spool reopened with a smaller `max_bytes` may

@@ -72,6 +72,41 @@ fn append_read_ack_round_trip() {
 }
 
 #[test]
+fn a_group_is_acknowledged_at_once_and_segments_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path(), small(64));
+    for i in 0..10u8 {
+        s.append(&[i; 40]).unwrap();
+    }
+    let before = segment_files(dir.path()).len();
+    assert!(before > 2, "{before}");
+    s.ack_through(7).unwrap();
+    assert_eq!(
+        (s.pending(), s.acked(), s.oldest_unacked()),
+        (3, 7, Some(8))
+    );
+    assert!(segment_files(dir.path()).len() < before);
+    assert_eq!(s.next_unacked(None).unwrap().unwrap().id, 8);
+    // Again, or below the watermark: nothing changes. Past the last entry: refused.
+    s.ack_through(7).unwrap();
+    s.ack_through(3).unwrap();
+    assert_eq!(s.acked(), 7);
+    assert!(matches!(
+        s.ack_through(11),
+        Err(SpoolError::OutOfOrderAck {
+            id: 11,
+            expected: 8
+        })
+    ));
+    s.ack_through(10).unwrap();
+    assert_eq!((s.pending(), s.oldest_unacked()), (0, None));
+    // The watermark survives a restart.
+    drop(s);
+    let s = open(dir.path(), small(64));
+    assert_eq!((s.acked(), s.pending()), (10, 0));
+}
+
+#[test]
 fn reading_the_newest_segment_follows_later_appends() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(dir.path(), SpoolOptions::default());

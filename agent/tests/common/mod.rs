@@ -94,20 +94,56 @@ pub fn start_sink(listen: &str, data: &Path, token: &Path) -> (Proc, String) {
 
 /// Start the agent; its stderr goes to `log`.
 pub fn start_agent(config: &Path, log: &Path) -> Proc {
+    start_agent_with_env(config, log, &[])
+}
+
+/// Variables of the AWS SDK's chain that must not leak from the machine into a test's agent.
+const AWS_VARS: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+];
+
+/// Start the agent with extra environment variables (an AWS endpoint and credentials); its
+/// stderr goes to `log`. AWS profiles of the machine are hidden from it.
+pub fn start_agent_with_env(config: &Path, log: &Path, env: &[(&str, String)]) -> Proc {
     let err = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    Proc(
-        Command::new(agent_bin())
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stderr(err)
-            .spawn()
-            .unwrap(),
-    )
+    let mut cmd = Command::new(agent_bin());
+    cmd.args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(err);
+    if !env.is_empty() {
+        for v in AWS_VARS {
+            cmd.env_remove(v);
+        }
+        // An empty AWS config file: no profile of the machine's (and no warning about a
+        // missing file).
+        let none = log.with_file_name("aws-config-empty");
+        std::fs::write(&none, "").unwrap();
+        cmd.env("AWS_CONFIG_FILE", &none)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &none);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    Proc(cmd.spawn().unwrap())
+}
+
+/// Wait until the agent's log contains `needle`; returns the log.
+pub fn wait_for_log(log: &Path, needle: &str) -> String {
+    let mut text = String::new();
+    poll_until(&format!("{needle:?} in {}", log.display()), || {
+        text = std::fs::read_to_string(log).unwrap_or_default();
+        text.contains(needle)
+    });
+    text
 }
 
 pub fn append(path: &Path, lines: &[String]) {
@@ -222,6 +258,16 @@ impl Env {
     }
     /// Write `agent.toml` for `sink_url`; `extra` is appended (more sections).
     pub fn config(&self, sink_url: &str, logs_glob: &str, extra: &str) -> PathBuf {
+        let sink = format!(
+            "kind = \"http\"\nurl = \"{sink_url}\"\ntoken_file = \"{}\"\n",
+            self.token().display()
+        );
+        self.config_with_sink(&sink, logs_glob, extra)
+    }
+
+    /// Write `agent.toml` with `sink` as the body of its `[sink]` section (`timeout = "5s"`
+    /// is added); `extra` is appended (more sections).
+    pub fn config_with_sink(&self, sink: &str, logs_glob: &str, extra: &str) -> PathBuf {
         let cfg = self.path("agent.toml");
         let text = format!(
             r#"[agent]
@@ -242,14 +288,10 @@ paths = ["{logs}/{logs_glob}"]
 service = "app"
 
 [sink]
-kind = "http"
-url = "{sink_url}"
-token_file = "{token}"
-timeout = "5s"
+{sink}timeout = "5s"
 {extra}"#,
             state = self.path("state").display(),
             logs = self.logs().display(),
-            token = self.token().display(),
         );
         std::fs::write(&cfg, text).unwrap();
         cfg
