@@ -48,7 +48,7 @@ setsid moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
 pids+=($!)
 wait_port "$moto_port"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench \
-  AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+  AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 "$(dirname "$(command -v moto_server)")/python" - <<'PY'
 import boto3
 boto3.client("s3").create_bucket(Bucket="outpost-bench")
