@@ -60,12 +60,24 @@ boto3.client("dynamodb").create_table(
                {"AttributeName": "ts", "KeyType": "RANGE"}])
 PY
 
-lambda_port=$(free_port)
-(cd sink && OUTPOST_BUCKET=outpost-bench OUTPOST_TABLE=outpost-bench OUTPOST_CLOUDWATCH_MODE=emf \
-  setsid cargo-lambda lambda watch --release --ignore-changes -A 127.0.0.1 -P "$lambda_port" \
-  >"$work/watch.log" 2>&1) &
-pids+=($!)
-wait_port "$lambda_port"
+start_watch() {
+  lambda_port=$(free_port)
+  (cd sink && OUTPOST_BUCKET=outpost-bench OUTPOST_TABLE=outpost-bench OUTPOST_CLOUDWATCH_MODE=emf \
+    exec setsid cargo-lambda lambda watch --release --ignore-changes -A 127.0.0.1 -P "$lambda_port" \
+    >"$work/watch.log" 2>&1) &
+  watch_pid=$!
+  pids+=("$watch_pid")
+  wait_port "$lambda_port"
+}
+# The emulator builds the function on its first request: build it, then start a fresh
+# emulator, so that the first timed POST is a cold start (process start, init, ingest) and not
+# a compilation. (Its `cargo run` still checks the build is fresh: a few hundred ms that a real
+# Lambda cold start does not have.)
+start_watch
+curl -s -m 1800 "http://127.0.0.1:$lambda_port/lambda-url/outpost-sink-lambda/healthz" >/dev/null
+kill -s KILL -- "-$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
+start_watch
 
 echo "== $requests POSTs of a ${mib} MiB frame through the Function URL emulation"
 result=$(target/release/examples/ingest_bench --url "http://127.0.0.1:$lambda_port/lambda-url/outpost-sink-lambda" \
@@ -80,7 +92,7 @@ print("frame: %.2f MiB compressed, %d records, %.1f MiB of lines, %d log object(
       % (r["frame_bytes"] / 2**20, r["records"], r["line_bytes"] / 2**20, r["log_objects"]))
 print("prepare (decode, NDJSON, zstd) in-process: %.1f ms" % r["prepare_ms_in_process"])
 ms = r["request_ms"]
-print("POST through the emulator, first (cold):  %.1f ms" % ms[0])
+print("POST through the emulator, first after a fresh start (cold: process start, init, ingest):  %.1f ms" % ms[0])
 if len(ms) > 1:
     print("POST, warm: median %.1f ms, min %.1f, max %.1f (n=%d)"
           % (statistics.median(ms[1:]), min(ms[1:]), max(ms[1:]), len(ms) - 1))
