@@ -11,7 +11,6 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::StreamStatus;
 use common::*;
 use outpost_testkit::{LambdaWatch, Moto};
 use serde_json::{Value, json};
@@ -106,6 +105,26 @@ fn assert_host_reported(hosts: &Value) {
     );
 }
 
+/// The host's CPU points, read from DynamoDB through the SDK: a Query on the documented key.
+async fn cpu_items(sdk: &aws_config::SdkConfig) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let out = aws_sdk_dynamodb::Client::new(sdk)
+        .query()
+        .table_name(TABLE)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S("test-host#cpu.utilization".into()))
+        .send()
+        .await
+        .unwrap();
+    for item in out.items() {
+        assert!(
+            item.contains_key("points") && item.contains_key("expires_at"),
+            "{item:?}"
+        );
+    }
+    out.items().len()
+}
+
 /// Sort lines by the number in them (batches may land in S3 keys out of line order).
 fn sorted(mut lines: Vec<String>) -> Vec<String> {
     lines.sort();
@@ -172,6 +191,7 @@ fn signed_batches_reach_s3_dynamodb_and_emf_through_the_function_url() {
         "every line exactly once"
     );
     assert_host_reported(&rt.block_on(hosts(&url)));
+    assert!(rt.block_on(cpu_items(&sdk)) >= 1, "no CPU item in DynamoDB");
     // CloudWatch in EMF mode: the function printed the host's metrics for CloudWatch Logs.
     let output = watch.output();
     let emf: Vec<Value> = output
@@ -193,27 +213,7 @@ fn kinesis_records_reach_s3_and_dynamodb_through_the_kinesis_front() {
     let sdk = rt.block_on(moto.sdk_config());
     rt.block_on(outpost_testkit::create_sink_resources(&sdk, BUCKET, TABLE));
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
-    rt.block_on(async {
-        kinesis
-            .create_stream()
-            .stream_name(STREAM)
-            .shard_count(1)
-            .send()
-            .await
-            .unwrap();
-    });
-    poll_until("the stream is active", || {
-        rt.block_on(async {
-            kinesis
-                .describe_stream_summary()
-                .stream_name(STREAM)
-                .send()
-                .await
-                .unwrap()
-                .stream_description_summary()
-                .is_some_and(|s| s.stream_status() == &StreamStatus::Active)
-        })
-    });
+    rt.block_on(outpost_testkit::create_stream(&kinesis, STREAM, 1));
     let Some(watch) = LambdaWatch::start(&sink_dir(), &function_env(&moto)) else {
         return;
     };
@@ -310,4 +310,5 @@ fn kinesis_records_reach_s3_and_dynamodb_through_the_kinesis_front() {
     assert_eq!(dead.len(), 1, "{keys:?}");
     assert!(dead[0].ends_with(&format!("{}.bin", seqs.last().unwrap())));
     assert_host_reported(&rt.block_on(hosts(&watch.function_url(FUNCTION))));
+    assert!(rt.block_on(cpu_items(&sdk)) >= 1, "no CPU item in DynamoDB");
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
+use aws_sdk_kinesis::types::ShardIteratorType;
 use common::*;
 use outpost_testkit::Moto;
 use std::collections::BTreeMap;
@@ -83,27 +83,7 @@ fn tailed_lines_reach_a_kinesis_stream_exactly_once_and_in_order() {
     let Some(moto) = Moto::start() else { return };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = rt.block_on(async { Client::new(&moto.sdk_config().await) });
-    rt.block_on(async {
-        client
-            .create_stream()
-            .stream_name(STREAM)
-            .shard_count(2)
-            .send()
-            .await
-            .unwrap();
-    });
-    poll_until("the stream is active", || {
-        rt.block_on(async {
-            let d = client
-                .describe_stream_summary()
-                .stream_name(STREAM)
-                .send()
-                .await
-                .unwrap();
-            d.stream_description_summary()
-                .is_some_and(|s| s.stream_status() == &StreamStatus::Active)
-        })
-    });
+    rt.block_on(outpost_testkit::create_stream(&client, STREAM, 2));
 
     let env = Env::new();
     let cfg = env.config_with_sink(
@@ -177,15 +157,7 @@ fn a_missing_stream_keeps_the_frames_spooled_until_it_exists() {
     // ResourceNotFoundException: a configuration problem, logged at error, never dead-lettered.
     let text = wait_for_log(&log, "refuses this agent");
     assert!(text.contains("ResourceNotFoundException"), "{text}");
-    rt.block_on(async {
-        client
-            .create_stream()
-            .stream_name(STREAM)
-            .shard_count(2)
-            .send()
-            .await
-            .unwrap();
-    });
+    rt.block_on(outpost_testkit::create_stream(&client, STREAM, 2));
     let mut frames = Vec::new();
     poll_until("every line in the stream once it exists", || {
         frames = rt.block_on(read_stream(&client));

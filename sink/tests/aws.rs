@@ -24,10 +24,7 @@ const TABLE: &str = "outpost-metrics";
 
 /// Now, to the second: moto keeps what it is given, but TTLs and "latest" must look real.
 fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    i64::try_from(now.as_millis()).unwrap() / 1000 * 1000
+    outpost_sink::timestamp::now_ms() / 1000 * 1000
 }
 
 async fn create_resources(sdk: &aws_config::SdkConfig) {
@@ -96,6 +93,21 @@ fn frame(seq: u64, t: i64, metric_names: &[&str]) -> Vec<u8> {
     outpost_proto::encode(&batch).unwrap()
 }
 
+/// The HTTP routes over the AWS backend (CloudWatch off), on a free loopback port.
+async fn serve(
+    sdk: &aws_config::SdkConfig,
+) -> (
+    SocketAddr,
+    tokio::task::JoinHandle<Result<(), outpost_sink::error::ServeError>>,
+) {
+    let backend = AwsBackend::new(sdk, &settings(CloudWatchMode::Off));
+    let server = Server::bind_with("127.0.0.1:0".parse().unwrap(), None, backend)
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    (addr, tokio::spawn(server.run(std::future::pending())))
+}
+
 async fn post(addr: SocketAddr, frame: Vec<u8>) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(format!("http://{addr}/v1/batches"))
@@ -135,12 +147,7 @@ async fn batches_land_in_s3_and_dynamodb_and_are_served_back() {
     let Some(moto) = Moto::start() else { return };
     let sdk = moto.sdk_config().await;
     create_resources(&sdk).await;
-    let backend = AwsBackend::new(&sdk, &settings(CloudWatchMode::Off));
-    let server = Server::bind_with("127.0.0.1:0".parse().unwrap(), None, backend)
-        .await
-        .unwrap();
-    let addr = server.local_addr();
-    let task = tokio::spawn(server.run(std::future::pending()));
+    let (addr, task) = serve(&sdk).await;
 
     let t = now_ms();
     // 30 metric names x one time: 30 metric items, more than one BatchWriteItem call.
@@ -272,12 +279,7 @@ async fn a_missing_table_is_a_503_and_nothing_is_acknowledged() {
     let sdk = moto.sdk_config().await;
     let s3 = outpost_testkit::s3_client(&sdk);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let backend = AwsBackend::new(&sdk, &settings(CloudWatchMode::Off));
-    let server = Server::bind_with("127.0.0.1:0".parse().unwrap(), None, backend)
-        .await
-        .unwrap();
-    let addr = server.local_addr();
-    let task = tokio::spawn(server.run(std::future::pending()));
+    let (addr, task) = serve(&sdk).await;
     let (status, body) = post(addr, frame(1, now_ms(), &["m"])).await;
     assert_eq!(status, 503, "{body}");
     let error = body["error"].as_str().unwrap();

@@ -22,13 +22,6 @@ const TABLE: &str = "outpost-metrics";
 const STREAM: &str = "outpost";
 const FUNCTION: &str = "outpost-sink-lambda";
 
-fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    i64::try_from(now.as_millis()).unwrap()
-}
-
 fn frame(seq: u64, t: i64, line: &str) -> Vec<u8> {
     let batch = Batch {
         agent: AgentIdentity {
@@ -90,7 +83,7 @@ async fn function_url_requests_are_answered_by_the_lambda_binary() {
         .timeout(LambdaWatch::first_request_timeout())
         .build()
         .unwrap();
-    let t = now_ms();
+    let t = outpost_sink::timestamp::now_ms();
 
     let response = client
         .post(format!("{url}/v1/batches"))
@@ -163,14 +156,8 @@ async fn kinesis_batches_store_good_records_and_dead_letter_poison_ones() {
     let sdk = moto.sdk_config().await;
     outpost_testkit::create_sink_resources(&sdk, BUCKET, TABLE).await;
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
-    kinesis
-        .create_stream()
-        .stream_name(STREAM)
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
-    let t = now_ms();
+    outpost_testkit::create_stream(&kinesis, STREAM, 1).await;
+    let t = outpost_sink::timestamp::now_ms();
     for data in [
         frame(1, t, "first"),
         b"not a frame".to_vec(),

@@ -399,3 +399,36 @@ pub async fn kinesis_events(
     }
     events
 }
+
+/// Create a Kinesis stream of `shards` shards and wait until it is active (moto: at once; the
+/// wait keeps tests right against a server that takes its time). Panics after 30 s.
+pub async fn create_stream(kinesis: &aws_sdk_kinesis::Client, stream: &str, shards: i32) {
+    use aws_sdk_kinesis::types::StreamStatus;
+    kinesis
+        .create_stream()
+        .stream_name(stream)
+        .shard_count(shards)
+        .send()
+        .await
+        .expect("creating the stream");
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let summary = kinesis
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .expect("describing the stream");
+        if summary
+            .stream_description_summary()
+            .is_some_and(|s| s.stream_status() == &StreamStatus::Active)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stream {stream} never became active"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
