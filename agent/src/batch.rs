@@ -76,6 +76,44 @@ impl Batcher {
         self.push_with(record.size_hint(), now, closed, |b| b.push(&record))
     }
 
+    /// Add the points of one sample (or one scrape) together: when the open batch cannot take
+    /// them all, it is closed first, so that they travel in one batch unless they alone exceed
+    /// one. (The AWS sink stores the points of a metric at one time as one DynamoDB item; a
+    /// sample split over two batches would have the second overwrite the first.) Points no
+    /// frame can carry are refused, with their errors returned, and the others added.
+    pub fn push_metrics(
+        &mut self,
+        points: Vec<MetricPoint>,
+        now: Instant,
+        closed: &mut Vec<FrameBuilder>,
+    ) -> Vec<EncodeError> {
+        let mut errors = Vec::new();
+        let records: Vec<Record> = points
+            .into_iter()
+            .map(Record::Metric)
+            .filter(|r| match FrameBuilder::check(r) {
+                Ok(()) => true,
+                Err(e) => {
+                    errors.push(e);
+                    false
+                }
+            })
+            .collect();
+        let size: usize = records.iter().map(Record::size_hint).sum();
+        if !self.records.is_empty()
+            && (self.records.len() + records.len() > self.limits.max_records
+                || self.bytes + size > self.limits.max_bytes)
+        {
+            closed.extend(self.take());
+        }
+        for record in records {
+            if let Err(e) = self.push_with(record.size_hint(), now, closed, |b| b.push(&record)) {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
     fn push_with(
         &mut self,
         size: usize,
@@ -267,6 +305,52 @@ mod tests {
             b.flush().map(|f| records(&f)),
             Some(vec![Record::Metric(point(2))])
         );
+    }
+
+    #[test]
+    fn a_sample_is_never_split_over_two_batches() {
+        use outpost_proto::{Dimension, Unit};
+        let mut b = Batcher::new(limits(5, 1 << 20));
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for n in 0..3 {
+            push(&mut b, &log(n, 10), now, &mut out);
+        }
+        let disk = |mount: &str| MetricPoint {
+            name: "disk.used".into(),
+            ts_ms: 7,
+            value: 1.0,
+            unit: Unit::Percent,
+            dimensions: vec![Dimension {
+                key: "mount".into(),
+                value: mount.into(),
+            }],
+        };
+        let sample: Vec<MetricPoint> = ["/", "/boot", "/var", "/home"].map(disk).into();
+        // Room for two more records: the open batch (the three lines) closes first and the
+        // four points travel together.
+        let errors = b.push_metrics(sample.clone(), now, &mut out);
+        assert!(errors.is_empty());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].len(), 3);
+        assert_eq!(
+            b.flush().map(|f| records(&f)),
+            Some(sample.into_iter().map(Record::Metric).collect())
+        );
+        // A point no frame can carry is refused, the others added.
+        let mut wide = disk("/");
+        wide.dimensions = (0..=outpost_proto::limits::MAX_DIMENSIONS)
+            .map(|i| Dimension {
+                key: format!("k{i}"),
+                value: "v".into(),
+            })
+            .collect();
+        let errors = b.push_metrics(vec![wide, disk("/")], now, &mut out);
+        assert!(matches!(
+            errors[..],
+            [EncodeError::TooManyDimensions { .. }]
+        ));
+        assert_eq!(b.len(), 1);
     }
 
     #[test]

@@ -425,14 +425,12 @@ async fn batch_loop(
                     }
                 }
                 Some(Item::Metrics(points)) => {
-                    let now = Instant::now();
-                    for p in points {
-                        if let Err(error) = batcher.push_metric(p, now, &mut closed) {
-                            tracing::error!(%error, "dropping a metric point no frame can carry");
-                        }
-                        for records in closed.drain(..) {
-                            ready.push(close(records, std::mem::take(&mut open_positions), true));
-                        }
+                    // One sample's points go into one batch (Batcher::push_metrics).
+                    for error in batcher.push_metrics(points, Instant::now(), &mut closed) {
+                        tracing::error!(%error, "dropping a metric point no frame can carry");
+                    }
+                    for records in closed.drain(..) {
+                        ready.push(close(records, std::mem::take(&mut open_positions), true));
                     }
                 }
                 Some(Item::Positions(positions)) => {
