@@ -11,10 +11,12 @@ pub mod collect;
 pub mod config;
 pub mod error;
 mod run;
+pub mod sd_notify;
 pub mod ship;
 pub mod spool;
 pub mod state;
 pub mod status;
+pub mod version;
 
 pub use error::AgentError;
 pub use run::{RunSummary, run, unix_ms};

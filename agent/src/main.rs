@@ -3,14 +3,16 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use outpost_agent::collect::host::HostSampler;
+use outpost_agent::sd_notify::Notifier;
 use outpost_agent::{config, run, unix_ms};
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Outpost's host agent: ships host metrics and log lines to an Outpost sink.
 #[derive(Parser)]
-#[command(name = "outpost-agent", version, about)]
+#[command(name = "outpost-agent", version = outpost_agent::version::LONG, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,17 +20,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the agent until SIGTERM or SIGINT.
+    /// Run the agent until SIGTERM or SIGINT (SIGHUP: reload the config).
     Run {
-        /// The config file.
+        /// The config file; drop-ins are read from `agent.d/*.toml` beside it, then `OUTPOST_*`
+        /// environment variables apply.
         #[arg(long, short, default_value = "/etc/outpost/agent.toml")]
         config: PathBuf,
     },
-    /// Check a config file: exit 0, or print every problem with its key and exit 1.
+    /// Check the config (the file, its `agent.d/` drop-ins and the environment): exit 0, or
+    /// print every problem with its file or variable and key, and exit 1.
     CheckConfig {
-        /// The config file.
+        /// The config file; drop-ins are read from `agent.d/*.toml` beside it.
         #[arg(long, short, default_value = "/etc/outpost/agent.toml")]
         config: PathBuf,
+        /// Also print the effective config (merged, defaults filled in, secrets redacted) as
+        /// TOML on stdout.
+        #[arg(long)]
+        print: bool,
     },
     /// Print one host sample as JSON on stdout.
     Sample,
@@ -47,8 +55,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { config } => match config::load(&config) {
-            Ok(_) => {
+        Command::CheckConfig { config, print } => match config::load_layered(&config, &env) {
+            Ok(loaded) => {
+                for line in loaded.summary() {
+                    eprintln!("{line}");
+                }
+                if print && let Err(e) = print_effective(&loaded) {
+                    return report(Err(e));
+                }
                 eprintln!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }
@@ -61,6 +75,21 @@ fn main() -> ExitCode {
         Command::Status { config, json } => report(status(&config, json)),
         Command::Run { config } => report(run_agent(config)),
     }
+}
+
+/// The process environment, for config overrides and `NOTIFY_SOCKET`.
+fn env(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<config::Loaded> {
+    config::load_layered(path, &env).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn print_effective(loaded: &config::Loaded) -> anyhow::Result<()> {
+    let text = loaded.effective_toml()?;
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {
@@ -84,7 +113,7 @@ fn init_tracing() {
 }
 
 fn status(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
-    let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = load(path)?.config;
     let s = outpost_agent::status::read(&config.agent.state_dir);
     let mut out = std::io::stdout().lock();
     if json {
@@ -123,8 +152,10 @@ fn sample() -> anyhow::Result<()> {
 }
 
 fn run_agent(path: PathBuf) -> anyhow::Result<()> {
-    let config = config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let loaded = load(&path)?;
     init_tracing();
+    tracing::info!(files = ?loaded.files, environment = ?loaded.env_vars(), "configuration loaded");
+    let notifier = Notifier::from_env(&env);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -132,29 +163,36 @@ fn run_agent(path: PathBuf) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        let reload = reload_on_sighup(path)?;
-        run(config, shutdown, reload).await?;
+        let reload = reload_on_sighup(path, notifier.clone())?;
+        run(loaded.config, shutdown, reload, notifier).await?;
         Ok(())
     })
 }
 
-/// On each SIGHUP, load the config file again; a valid one is handed to the agent, an invalid
-/// one is logged with every problem and the running config stays.
-fn reload_on_sighup(path: PathBuf) -> anyhow::Result<tokio::sync::mpsc::Receiver<config::Config>> {
+/// On each SIGHUP, load the config again (the file, its drop-ins, the environment); a valid
+/// one is handed to the agent (which tells systemd `READY=1` once applied), an invalid one is
+/// logged with every problem and the running config stays.
+fn reload_on_sighup(
+    path: PathBuf,
+    notifier: Notifier,
+) -> anyhow::Result<tokio::sync::mpsc::Receiver<config::Config>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            match config::load(&path) {
-                Ok(c) => {
-                    tracing::info!(path = %path.display(), "SIGHUP: config reloaded");
-                    if tx.send(c).await.is_err() {
+            notifier.reloading();
+            match config::load_layered(&path, &env) {
+                Ok(loaded) => {
+                    tracing::info!(path = %path.display(), files = ?loaded.files, "SIGHUP: config reloaded");
+                    if tx.send(loaded.config).await.is_err() {
                         break;
                     }
                 }
                 Err(error) => {
                     tracing::error!(path = %path.display(), %error, "SIGHUP: config rejected; keeping the running one");
+                    notifier
+                        .ready("running; the reloaded configuration was rejected (see the log)");
                 }
             }
         }

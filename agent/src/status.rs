@@ -24,6 +24,9 @@ pub struct FileStatus {
 /// The agent's state as found on disk.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Status {
+    /// The version and commit of the `outpost-agent` binary reading the state (`0.1.0 (commit
+    /// 1a2b3c4d5e6f)`).
+    pub version: &'static str,
     /// The state directory.
     pub state_dir: String,
     /// Per-file positions.
@@ -87,6 +90,7 @@ pub fn read(state_dir: &Path) -> Status {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".frame"))
         .count() as u64;
     Status {
+        version: crate::version::LONG,
         state_dir: state_dir.display().to_string(),
         files,
         spool_segments: segments,
@@ -102,7 +106,8 @@ pub fn read(state_dir: &Path) -> Status {
 
 /// A human-readable rendering.
 pub fn render(s: &Status, now_ms: u64) -> String {
-    let mut out = format!("state directory: {}\n", s.state_dir);
+    let mut out = format!("outpost-agent {}\n", s.version);
+    out += &format!("state directory: {}\n", s.state_dir);
     out += &format!(
         "spool: {} bytes in {} segment(s){}\n",
         s.spool_bytes,
@@ -171,5 +176,9 @@ mod tests {
         assert_eq!(s.last_ack_ms, None);
         let text = render(&s, 0);
         assert!(text.contains("lag 6 bytes  (same)"), "{text}");
+        assert!(
+            text.starts_with(&format!("outpost-agent {}\n", crate::version::LONG)),
+            "{text}"
+        );
     }
 }

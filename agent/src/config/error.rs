@@ -1,7 +1,26 @@
-//! Config errors: each names the file and the key (or line) it is about.
+//! Config errors: each names where the value came from (a file or an environment variable) and
+//! the key (or line) it is about.
 
 use std::fmt;
 use std::path::PathBuf;
+
+/// Where a config value came from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// A config file: the main one or a drop-in.
+    File(PathBuf),
+    /// An environment variable, by name.
+    Env(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "{}", p.display()),
+            Self::Env(name) => write!(f, "environment {name}"),
+        }
+    }
+}
 
 /// Where in the file a problem is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,15 +34,15 @@ pub enum Location {
         /// Column, from 1.
         column: usize,
     },
-    /// The file as a whole (unreadable, empty).
+    /// The file (or variable) as a whole: unreadable, empty.
     File,
 }
 
 /// One problem with the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigIssue {
-    /// The config file.
-    pub file: PathBuf,
+    /// The file or environment variable the value came from.
+    pub origin: Origin,
     /// Where in it.
     pub location: Location,
     /// What is wrong.
@@ -32,7 +51,7 @@ pub struct ConfigIssue {
 
 impl fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = self.file.display();
+        let file = &self.origin;
         match &self.location {
             Location::Key(k) => write!(f, "{file}: {k}: {}", self.message),
             Location::Line { line, column } => {
@@ -43,10 +62,10 @@ impl fmt::Display for ConfigIssue {
     }
 }
 
-/// Every problem found in a config file, reported together.
+/// Every problem found in the config (its files and the environment), reported together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
-    /// The problems, in file order where known.
+    /// The problems: in the order the files are read, and in file order within one.
     pub issues: Vec<ConfigIssue>,
 }
 

@@ -1,14 +1,16 @@
 //! The config file as written: serde structs that only parse. Meaning is checked in `validate`.
+//! Every file (the main one and each drop-in) must parse on its own; the merged result is
+//! parsed again. `Serialize` is for `check-config --print`.
 //!
 //! Every key here is public contract (users and config management write it): add keys freely,
 //! never rename or remove one without a migration note.
 
 use super::units::SizeValue;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// The whole config file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// `[agent]`: identity and state.
@@ -29,12 +31,14 @@ pub struct FileConfig {
     /// `[spool]`: the disk buffer between batching and delivery.
     #[serde(default)]
     pub spool: SpoolSection,
-    /// `[sink]`: where batches go.
+    /// `[sink]`: where batches go. Required, but it may come from a drop-in file or the
+    /// environment: `validate` checks that `sink.kind` is set.
+    #[serde(default)]
     pub sink: SinkSection,
 }
 
 /// `[agent]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSection {
     /// Agent id; default: the contents of `/etc/machine-id`.
@@ -71,7 +75,7 @@ impl Default for AgentSection {
 }
 
 /// `[host]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostSection {
     /// Sample host metrics at all; default `true`.
@@ -99,7 +103,7 @@ impl Default for HostSection {
 }
 
 /// `[tail]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TailSection {
     /// Shortest time between two reads of the followed files; without filesystem events, how
@@ -138,7 +142,7 @@ impl Default for TailSection {
 }
 
 /// Where to start in a file that exists when the agent starts.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ReadFrom {
     /// From the first byte.
@@ -148,7 +152,7 @@ pub enum ReadFrom {
 }
 
 /// `[[logs]]`: one log input.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogsSection {
     /// Glob patterns of files to follow (absolute, or relative to the config file).
@@ -168,7 +172,7 @@ pub struct LogsSection {
 }
 
 /// `[logs.multiline]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MultilineSection {
     /// Regex a line that starts a new record matches (anchor it with `^`), e.g.
@@ -191,7 +195,7 @@ fn default_max_line_bytes() -> SizeValue {
 }
 
 /// `[batch]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchSection {
     /// Most records in a batch; default 10000.
@@ -231,7 +235,7 @@ impl Default for BatchSection {
 }
 
 /// `[spool]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpoolSection {
     /// Most disk space the spool may use; when full, log reading pauses. Default `"256MiB"`.
@@ -259,7 +263,7 @@ impl Default for SpoolSection {
 }
 
 /// The kinds of sink.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SinkKind {
     /// HTTP POST of frames to `outpost-sink serve` (bearer token).
@@ -282,11 +286,12 @@ impl SinkKind {
 }
 
 /// `[sink]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkSection {
-    /// `"http"`, `"lambda_url"` or `"kinesis"`.
-    pub kind: SinkKind,
+    /// `"http"`, `"lambda_url"` or `"kinesis"`; required (`validate` says so when missing).
+    #[serde(default)]
+    pub kind: Option<SinkKind>,
     /// `http`: base URL of the sink, e.g. `"http://127.0.0.1:7070"`; `lambda_url`: the Function
     /// URL. Batches go to `URL/v1/batches`. Required for both; not used by `kinesis`.
     #[serde(default)]
@@ -308,4 +313,17 @@ pub struct SinkSection {
 
 fn default_request_timeout() -> String {
     "30s".to_owned()
+}
+
+impl Default for SinkSection {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            url: None,
+            token_file: None,
+            stream: None,
+            region: None,
+            timeout: default_request_timeout(),
+        }
+    }
 }

@@ -1,34 +1,45 @@
-//! The agent's configuration: parse the TOML file (`file`), then check and resolve it
-//! (`validate`) into a [`Config`], reporting every problem with its file and key.
+//! The agent's configuration, reporting every problem with its file (or environment variable)
+//! and key.
+//!
+//! | file | what |
+//! |---|---|
+//! | `file.rs` | the serde structs a file parses into (every key is public contract) |
+//! | `load.rs` | reading the main file and the `agent.d/` drop-ins, in order |
+//! | `merge.rs` | merging the layers, and which layer set each key |
+//! | `env.rs` | the `OUTPOST_*` environment overrides |
+//! | `validate.rs` | checking and resolving the merged config into a [`Config`] |
+//! | `print.rs` | `check-config --print`: the effective config, secrets redacted |
+//! | `units.rs`, `secret.rs`, `error.rs` | durations and sizes; secret values; errors |
 
+mod env;
 mod error;
 mod file;
+mod load;
+mod merge;
+mod print;
+mod secret;
 pub mod units;
 mod validate;
 
-pub use error::{ConfigError, ConfigIssue, Location};
+pub use env::{ENV_KEYS, TOKEN_VAR};
+pub use error::{ConfigError, ConfigIssue, Location, Origin};
 pub use file::{FileConfig, ReadFrom, SinkKind};
+pub use load::{DROPIN_DIR, Loaded, dropin_dir, load_from, load_layered};
+pub use merge::{APPEND_KEYS, Merged};
+pub use print::REDACTED;
+pub use secret::Secret;
 pub use validate::{
     AgentConfig, BatchLimits, Config, HostConfig, KinesisStream, LogInput, MAX_BATCH_BYTES,
     MIN_SPOOL_BYTES, MultilineConfig, SinkConfig, SinkTransport, SpoolConfig, TailConfig,
-    function_url_region, read_secret, validate,
+    function_url_region, read_secret, validate, validate_merged,
 };
 
 use std::path::Path;
 
-/// Read, parse and validate a config file.
+/// Read and check the config as the agent does: `path`, the drop-ins in `agent.d/` beside it,
+/// then the `OUTPOST_*` variables of the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let issue = |location, message| ConfigError {
-        issues: vec![ConfigIssue {
-            file: path.to_path_buf(),
-            location,
-            message,
-        }],
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| issue(Location::File, format!("cannot read config file: {e}")))?;
-    let parsed = parse(&text).map_err(|(loc, msg)| issue(loc, msg))?;
-    validate(parsed, path)
+    load_layered(path, &|name| std::env::var_os(name)).map(|l| l.config)
 }
 
 /// Parse TOML text into the file structs; on error, where and what.

@@ -1,10 +1,10 @@
 //! Human-friendly durations ("500ms", "10s", "5m") and sizes ("512KiB", "1MiB").
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// A size as written in the config: a bare integer (bytes) or a string with a unit.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum SizeValue {
     /// Bytes.

@@ -1,8 +1,11 @@
 //! Second stage of config loading: check every value, resolve paths and URLs, and report all
 //! problems at once.
 
-use super::error::{ConfigError, ConfigIssue, Location};
+use super::env::TOKEN_VAR;
+use super::error::{ConfigError, ConfigIssue, Location, Origin};
 use super::file::{FileConfig, ReadFrom, SinkKind};
+use super::merge::Merged;
+use super::secret::Secret;
 use super::units::{SizeValue, parse_duration};
 use crate::ship::limits::{KINESIS_MAX_BATCH_BYTES, KINESIS_MAX_FRAME_LEN};
 use std::path::{Path, PathBuf};
@@ -16,7 +19,7 @@ pub const MAX_BATCH_BYTES: u64 = 3 * 1024 * 1024;
 /// The checked, resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The file it came from.
+    /// The main config file (drop-ins and the environment may have added to it).
     pub source: PathBuf,
     /// Identity and state.
     pub agent: AgentConfig,
@@ -133,8 +136,10 @@ pub enum SinkTransport {
         url: Url,
         /// Where batches are POSTed: `url` + `/v1/batches`.
         batches_url: Url,
-        /// Absolute path of the token file.
+        /// Absolute path of the token file; `None` when there is none, or when `token` is set.
         token_file: Option<PathBuf>,
+        /// The token itself, from `OUTPOST_SINK_TOKEN`: wins over `token_file`.
+        token: Option<Secret>,
     },
     /// `kind = "lambda_url"`: POST to a Lambda Function URL, signed with SigV4.
     LambdaUrl {
@@ -209,15 +214,29 @@ pub fn read_secret(path: &Path) -> Result<String, String> {
 }
 
 struct Issues<'a> {
-    file: &'a Path,
+    /// The main config file: where defaults (keys no layer set) are reported.
+    main: &'a Path,
+    /// Which file or variable set each key.
+    merged: &'a Merged,
     list: Vec<ConfigIssue>,
 }
 
 impl Issues<'_> {
+    /// A problem with `key`, reported against the file or variable that set it.
     fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        let key = key.into();
+        let origin = self
+            .merged
+            .origin_of(&key)
+            .cloned()
+            .unwrap_or_else(|| Origin::File(self.main.to_path_buf()));
+        self.add_at(origin, Location::Key(key), message);
+    }
+
+    fn add_at(&mut self, origin: Origin, location: Location, message: impl Into<String>) {
         self.list.push(ConfigIssue {
-            file: self.file.to_path_buf(),
-            location: Location::Key(key.into()),
+            origin,
+            location,
             message: message.into(),
         });
     }
@@ -255,13 +274,27 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 /// Check and resolve a parsed config. `source` is the file it came from: errors name it, and
 /// relative paths are resolved against its directory.
 pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> {
+    validate_merged(file, source, &Merged::default(), None)
+}
+
+/// Check and resolve a config merged from layers: `source` is the main file (relative paths
+/// are resolved against its directory, and problems with defaults name it); `merged` says
+/// which file or variable set each key, and problems name that one. `token` is the sink token
+/// from the environment.
+pub fn validate_merged(
+    file: FileConfig,
+    source: &Path,
+    merged: &Merged,
+    token: Option<&Secret>,
+) -> Result<Config, ConfigError> {
     let base = source
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let base = std::path::absolute(&base).unwrap_or(base);
     let mut is = Issues {
-        file: source,
+        main: source,
+        merged,
         list: Vec::new(),
     };
 
@@ -403,7 +436,7 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
         );
     }
     // A Kinesis record holds at most 1 MiB: batches (and single lines) must stay below that.
-    let kinesis = file.sink.kind == SinkKind::Kinesis;
+    let kinesis = file.sink.kind == Some(SinkKind::Kinesis);
     let (default_max_bytes, max_batch_bytes, why) = if kinesis {
         (
             KINESIS_MAX_BATCH_BYTES,
@@ -513,7 +546,13 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
 
     // [sink]
     let s = &file.sink;
-    let kind = s.kind;
+    let Some(kind) = s.kind else {
+        is.add(
+            "sink.kind",
+            "required: \"http\", \"lambda_url\" or \"kinesis\" (in the main file, a drop-in or OUTPOST_SINK_KIND)",
+        );
+        return Err(ConfigError { issues: is.list });
+    };
     let mut not_for = |key: &str, set: bool, used_by: &str| {
         if set {
             is.add(
@@ -569,7 +608,21 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
             }
         },
     };
-    let token_file = s.token_file.as_ref().map(|p| resolve(&base, p));
+    if token.is_some() && kind != SinkKind::Http {
+        is.add_at(
+            Origin::Env(TOKEN_VAR),
+            Location::File,
+            format!(
+                "not used by sink.kind = \"{}\" (only by \"http\"; \"lambda_url\" and \"kinesis\" use AWS credentials)",
+                kind.as_str()
+            ),
+        );
+    }
+    // A token from the environment wins: the file is not read.
+    let token_file = match token {
+        Some(_) => None,
+        None => s.token_file.as_ref().map(|p| resolve(&base, p)),
+    };
     if kind == SinkKind::Http
         && let Some(p) = &token_file
         && let Err(e) = read_secret(p)
@@ -634,6 +687,7 @@ pub fn validate(file: FileConfig, source: &Path) -> Result<Config, ConfigError> 
             batches_url: batches_url(&url),
             url,
             token_file,
+            token: token.cloned(),
         },
         (SinkKind::LambdaUrl, Some(url), _) => SinkTransport::LambdaUrl {
             batches_url: batches_url(&url),

@@ -11,6 +11,9 @@
 //! waits, the batcher waits, and the tailer stops reading (the files keep the data); host
 //! samples keep the newest and drop the oldest. A checkpoint only moves past lines that are
 //! durably spooled, and a spool entry is only acknowledged once the sink took it.
+//!
+//! systemd hears of it (`sd_notify`): `READY=1` once everything above is started, `WATCHDOG=1`
+//! from the main loop below, `READY=1` after a reload, `STOPPING=1` when shutdown begins.
 
 mod collectors;
 mod delivery;
@@ -22,6 +25,7 @@ use crate::collect::host::{HostSampler, system_hostname};
 use crate::collect::logs::tailer::{Position, TailChunk, TailOptions, TailStats, Tailer};
 use crate::config::{Config, LogInput};
 use crate::error::AgentError;
+use crate::sd_notify::Notifier;
 use crate::ship::{Sender, ShipStats, Shipper};
 use crate::spool::{Spool, SpoolOptions};
 use crate::state::checkpoint::CheckpointStore;
@@ -91,11 +95,13 @@ struct Closed {
 
 /// Run the agent until `shutdown` completes; on each value from `reload`, apply a new config's
 /// log inputs. Then deliver what is spooled within `agent.shutdown_timeout` and return; what is
-/// left stays in the spool for the next start.
+/// left stays in the spool for the next start. `notifier` tells systemd when the agent is
+/// ready, reloaded and stopping, and pings its watchdog.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
     reload: mpsc::Receiver<Config>,
+    notifier: Notifier,
 ) -> Result<RunSummary, AgentError> {
     let state_dir = config.agent.state_dir.clone();
     let state_err = |path: &std::path::Path| {
@@ -133,7 +139,7 @@ pub async fn run(
     let replayed = replay_positions(&mut spool, &mut checkpoints)?;
     let checkpointed_through = spool.next_id().saturating_sub(1);
     let first_start = matches!(cp_recovery, crate::state::checkpoint::Recovery::Missing);
-    tracing::info!(agent_id = %ident.agent_id, id_source = ?id_source, hostname = %ident.hostname,
+    tracing::info!(version = crate::version::LONG, agent_id = %ident.agent_id, id_source = ?id_source, hostname = %ident.hostname,
         sink = %config.sink.describe(), inputs = config.logs.len(), spooled = spool.pending(),
         spool_recovery = ?spool_recovery, checkpoints = checkpoints.len(), replayed, first_start,
         "outpost-agent starting");
@@ -218,18 +224,47 @@ pub async fn run(
         .run(writer_done(&writer)),
     );
 
-    let reloads = tokio::spawn(reload_loop(reload, tail_control.clone()));
+    let reloads = tokio::spawn(reload_loop(reload, tail_control.clone(), notifier.clone()));
+    notifier.ready(running_status(&config));
     tokio::pin!(shutdown);
     // The writer and delivery only end early on an error the agent cannot run past (the spool's
     // disk failing, say): stop everything then, and report it.
     let mut fatal: Option<AgentError> = None;
     let mut writer_result = None;
     let mut delivery_result = None;
-    tokio::select! {
-        () = &mut shutdown => tracing::info!("shutting down: spooling the current batch"),
-        r = &mut writer => writer_result = Some(r),
-        r = &mut delivery => delivery_result = Some(r),
+    let mut watchdog = notifier.watchdog_interval().map(|every| {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                tracing::info!("shutting down: spooling the current batch");
+                break;
+            }
+            r = &mut writer => {
+                writer_result = Some(r);
+                break;
+            }
+            r = &mut delivery => {
+                delivery_result = Some(r);
+                break;
+            }
+            () = tick(&mut watchdog) => {
+                // Proof of life: this loop runs (so does the runtime that batches, spools and
+                // delivers), and the spool the writer and delivery share is not stuck.
+                if with_spool(&spool, |_| ()).is_ok() {
+                    notifier.watchdog();
+                }
+            }
+        }
     }
+    notifier.stopping(if writer_result.is_some() || delivery_result.is_some() {
+        "stopping after an error (see the log)"
+    } else {
+        "stopping: delivering what is spooled"
+    });
     reloads.abort();
     let _ = shutdown_tx.send(true);
     tail_control.stop();
@@ -309,7 +344,11 @@ fn writer_done<T>(writer: &tokio::task::JoinHandle<T>) -> impl Fn() -> bool + Se
     move || abort.is_finished()
 }
 
-async fn reload_loop(mut reload: mpsc::Receiver<Config>, tail: collectors::TailControl) {
+async fn reload_loop(
+    mut reload: mpsc::Receiver<Config>,
+    tail: collectors::TailControl,
+    notifier: Notifier,
+) {
     while let Some(config) = reload.recv().await {
         let inputs: Vec<LogInput> = config.logs.clone();
         tracing::info!(
@@ -317,6 +356,29 @@ async fn reload_loop(mut reload: mpsc::Receiver<Config>, tail: collectors::TailC
             "config reloaded: applying log inputs"
         );
         tail.reload(inputs);
+        notifier.ready(format!(
+            "{}; configuration reloaded",
+            running_status(&config)
+        ));
+    }
+}
+
+/// `STATUS=` while running.
+fn running_status(config: &Config) -> String {
+    format!(
+        "running: {} log input(s), sink kind {}",
+        config.logs.len(),
+        config.sink.kind().as_str()
+    )
+}
+
+/// The next watchdog tick; never, without a watchdog.
+async fn tick(ticks: &mut Option<tokio::time::Interval>) {
+    match ticks {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -130,19 +130,26 @@ pub struct HttpSender {
 }
 
 impl HttpSender {
-    /// Build the client and read the token.
+    /// Build the client and take the token: `token` (a value, from `OUTPOST_SINK_TOKEN`) wins;
+    /// else the token file is read.
     pub fn new(
         batches_url: &url::Url,
+        token: Option<String>,
         token_file: Option<PathBuf>,
         timeout: Duration,
     ) -> Result<Self, SetupError> {
         let client = HttpClient::new(batches_url, timeout)?;
-        let token = match &token_file {
-            Some(p) => Some(read_secret(p).map_err(|message| SetupError {
-                key: "token_file",
-                message,
-            })?),
-            None => None,
+        let (token, token_file) = match (token, token_file) {
+            // A value given directly is not re-read after a 401: there is nothing to re-read.
+            (Some(t), _) => (Some(t), None),
+            (None, Some(p)) => {
+                let t = read_secret(&p).map_err(|message| SetupError {
+                    key: "token_file",
+                    message,
+                })?;
+                (Some(t), Some(p))
+            }
+            (None, None) => (None, None),
         };
         Ok(Self {
             client,

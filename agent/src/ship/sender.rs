@@ -155,10 +155,12 @@ impl Sender {
         match &cfg.transport {
             SinkTransport::Http {
                 batches_url,
+                token,
                 token_file,
                 ..
             } => Ok(Self::Http(HttpSender::new(
                 batches_url,
+                token.as_ref().map(|t| t.expose().to_owned()),
                 token_file.clone(),
                 cfg.timeout,
             )?)),
