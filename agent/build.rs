@@ -10,6 +10,24 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     git_commit();
+    hot_text();
+}
+
+/// Links the functions a running agent executes next to each other (`link/hot-text.ld`, made
+/// by `bench/hot_text.py`; docs/performance.md, "Resident code"): the kernel maps code around
+/// every page fault, so grouping them keeps the resident code of an idle agent small. Release
+/// builds on Linux only (`dist`, what the packages ship, inherits `release`); a pure layout
+/// hint, never a change of behaviour. `OUTPOST_HOT_TEXT=0` turns it off.
+fn hot_text() {
+    println!("cargo:rerun-if-env-changed=OUTPOST_HOT_TEXT");
+    println!("cargo:rerun-if-changed=link/hot-text.ld");
+    let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    let off = std::env::var("OUTPOST_HOT_TEXT").is_ok_and(|v| v == "0");
+    if linux && release && !off {
+        let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_owned());
+        println!("cargo:rustc-link-arg-bin=outpost-agent=-Wl,-T,{dir}/link/hot-text.ld");
+    }
 }
 
 /// Sets `OUTPOST_COMMIT` for the crate (`outpost-agent --version`): `OUTPOST_BUILD_COMMIT` when

@@ -4,7 +4,7 @@
 #   bench/e2e.sh [--size 1GiB] [--live-seconds 60] [--idle-seconds 60] [--rate 10000]
 #                [--results FILE] [--perf DIR] [--keep] [--no-multiline] [--catchup-timeout 3600]
 #                [--catchup-sink discard|local] [--agent-env unit|none] [--zstd-level N]
-#                [--idle-files 10] [--outage-seconds 0]
+#                [--idle-files 10] [--outage-seconds 0] [--agent-bin PATH]
 #
 # 1. catch-up: a generated log of --size bytes (nginx, JSON and Java lines with stack traces),
 #    read from the beginning; time until the agent's checkpoint reaches the end of the file (all
@@ -28,6 +28,8 @@
 # with `perf record -e cpu-clock` (which costs CPU: its figures are then not the reference ones)
 # and writes the top of `perf report` to DIR/PHASE.txt. Every agent follows its files with
 # `[logs.multiline] start_pattern = '^[0-9{]'` (default flush_timeout), unless --no-multiline.
+# --agent-bin PATH measures that agent binary instead of building the dist profile's (to compare
+# builds; the results' meta names it).
 # Details in docs/performance.md.
 set -euo pipefail
 export LC_ALL=C  # a decimal point in $EPOCHREALTIME, whatever the caller's locale
@@ -36,7 +38,7 @@ repo=$(cd "$here/.." && pwd)
 helper=("python3" "$here/e2e.py")
 
 size=1GiB live_seconds=60 idle_seconds=60 rate=10000 results=e2e-results.json idle_files=10 outage_seconds=0
-perf_dir="" keep=0 catchup_timeout=3600 multiline=1 catchup_sink=discard agent_env_from=unit zstd_level=""
+agent_bin="" perf_dir="" keep=0 catchup_timeout=3600 multiline=1 catchup_sink=discard agent_env_from=unit zstd_level=""
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
@@ -48,6 +50,7 @@ while (($#)); do
     --rate) rate=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
     --perf) perf_dir=$2; shift 2 ;;
+    --agent-bin) agent_bin=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     --catchup-timeout) catchup_timeout=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --no-multiline) multiline=0; shift ;;
@@ -82,8 +85,8 @@ done
 clk_tck=$(getconf CLK_TCK)
 
 echo "== building outpost-agent (profile dist, as packaged) and outpost-sink (release)"
-(cd "$repo" && cargo build --profile dist --locked -p outpost-agent &&
-  cargo build --release --locked -p outpost-sink)
+(cd "$repo" && { [ -n "$agent_bin" ] || cargo build --profile dist --locked -p outpost-agent; } &&
+  cargo build --release --locked -p outpost-sink --bin outpost-sink)
 target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
@@ -99,7 +102,8 @@ cleanup() {
 trap cleanup EXIT
 # Copies: a build started by someone else during the run cannot change what is measured.
 mkdir -p "$work/bin"
-cp "$target_dir/dist/outpost-agent" "$target_dir/release/outpost-sink" "$work/bin/"
+cp "${agent_bin:-$target_dir/dist/outpost-agent}" "$work/bin/outpost-agent"
+cp "$target_dir/release/outpost-sink" "$work/bin/"
 # The agent runs with the environment its systemd unit gives it (glibc malloc tunables).
 unit_env=""
 [ "$agent_env_from" = unit ] && unit_env=$(sed -n 's/^Environment=//p' "$repo/systemd/outpost-agent.service")
@@ -120,7 +124,7 @@ git_dirty=$(cd "$repo" && git status --porcelain -- agent proto sink Cargo.toml 
   "kernel=$(uname -r)" \
   "rustc=$(rustc --version 2>/dev/null)" \
   "zstd=$(zstd --version 2>/dev/null | grep -o "v[0-9.]*" | head -1)" \
-  "profile=agent: dist ([profile.dist] of Cargo.toml); sink: release" \
+  "profile=agent: ${agent_bin:-dist ([profile.dist] of Cargo.toml)}; sink: release" \
   "agent_env=$unit_env" \
   "git_rev=$git_rev" "uncommitted_changes=$git_dirty" \
   "clk_tck=$clk_tck" "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)" >"$work/meta.json"
