@@ -1,8 +1,10 @@
-//! What `outpost-sink serve` needs to run: the listen address, the data directory, the token.
+//! What `outpost-sink serve` needs to run: the listen address, the data directory, the token,
+//! the alarm rules.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::alarm::Rules;
 use crate::token::Token;
 
 /// Default listen address.
@@ -11,7 +13,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "./outpost-data";
 
-/// The server's configuration. Build with [`Config::new`], then set `token` if required.
+/// The server's configuration. Build with [`Config::new`], then set `token` and `rules` if
+/// required.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
@@ -21,6 +24,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// When set, every route but `/healthz` requires `Authorization: Bearer <token>`.
     pub token: Option<Token>,
+    /// When set, the alarm rules evaluated in the background (`serve --rules FILE`).
+    pub rules: Option<Rules>,
 }
 
 impl Config {
@@ -30,6 +35,7 @@ impl Config {
             listen,
             data_dir: data_dir.into(),
             token: None,
+            rules: None,
         }
     }
 }

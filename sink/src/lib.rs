@@ -4,8 +4,10 @@
 //! - [`backend`]: the storage traits and the local disk backend.
 //! - [`front`]: the local HTTP server ([`front::server::Server`]).
 //! - [`key`], [`ndjson`], [`timestamp`]: the storage layout and formats.
+//! - [`alarm`]: local alarm rules, their evaluation and notifications (`serve --rules`).
 //! - [`config`], [`token`], [`error`]: configuration and errors.
 
+pub mod alarm;
 pub mod backend;
 pub mod config;
 pub mod error;

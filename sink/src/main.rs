@@ -44,6 +44,10 @@ struct ServeArgs {
     /// File holding the bearer token clients must send; surrounding whitespace is trimmed.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Alarm rules (TOML, see docs/alarms.md) evaluated in the background; local backend only.
+    /// A bad file stops the sink at start with every problem, each naming the file and key.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -79,6 +83,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Some(Token::from_file(path)?),
         None => None,
     };
+    let rules = match (&args.rules, args.backend) {
+        (None, _) => None,
+        (Some(_), Backend::Aws) => {
+            anyhow::bail!("--rules needs --backend local (CloudWatch evaluates alarms on AWS)")
+        }
+        (Some(path), Backend::Local) => Some(outpost_sink::alarm::rules::load(path)?),
+    };
     let aws_settings = match args.backend {
         Backend::Aws => Some(AwsSettings::from_env()?),
         Backend::Local => None,
@@ -94,6 +105,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None => {
                 let mut config = Config::new(args.listen, args.data);
                 config.token = token;
+                config.rules = rules;
                 Server::bind(config).await?
             }
             Some(settings) => {

@@ -13,6 +13,8 @@ use outpost_proto::limits::MAX_FRAME_LEN;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::alarm::eval::Datapoint;
+use crate::alarm::{AlarmRecord, AlarmState, Alarms, Transition};
 use crate::backend::{HostSummary, PointQuery, Storage, StoredPoint};
 use crate::error::IngestError;
 use crate::front::response::ApiError;
@@ -24,6 +26,8 @@ use crate::timestamp;
 pub struct AppState<S> {
     /// The backend.
     pub storage: S,
+    /// The local alarms, when `serve --rules` gave any.
+    pub alarms: Option<Alarms>,
 }
 
 /// `GET /healthz`: `{"status":"ok"}`, no token required.
@@ -238,5 +242,122 @@ pub async fn get_hosts<S: Storage + 'static>(
         .map_err(|e| ApiError::from(&e))?;
     Ok(Json(HostsReply {
         hosts: hosts.into_iter().map(HostJson::from).collect(),
+    }))
+}
+
+/// Reply of `GET /v1/alarms`.
+#[derive(Debug, Serialize)]
+pub struct AlarmsReply {
+    rules_file: String,
+    alarms: Vec<AlarmJson>,
+    notifications: NotificationsJson,
+}
+
+#[derive(Debug, Serialize)]
+struct NotificationsJson {
+    webhook: bool,
+    delivered: u64,
+    failed: u64,
+    dropped: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct AlarmJson {
+    name: String,
+    host: Option<String>,
+    scope: &'static str,
+    metric: String,
+    state: AlarmState,
+    since: String,
+    since_ms: i64,
+    reason: String,
+    evaluated: String,
+    evaluated_ms: i64,
+    datapoints: Vec<DatapointJson>,
+    history: Vec<TransitionJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct DatapointJson {
+    start: String,
+    start_ms: i64,
+    value: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct TransitionJson {
+    time: String,
+    time_ms: i64,
+    old_state: AlarmState,
+    new_state: AlarmState,
+    reason: String,
+}
+
+impl From<Datapoint> for DatapointJson {
+    fn from(d: Datapoint) -> Self {
+        Self {
+            start: timestamp::format_ms(d.start_ms),
+            start_ms: d.start_ms,
+            value: d.value,
+        }
+    }
+}
+
+impl From<Transition> for TransitionJson {
+    fn from(t: Transition) -> Self {
+        Self {
+            time: timestamp::format_ms(t.time_ms),
+            time_ms: t.time_ms,
+            old_state: t.old_state,
+            new_state: t.new_state,
+            reason: t.reason,
+        }
+    }
+}
+
+/// `GET /v1/alarms`: every local alarm with its state, reason, datapoints and history (newest
+/// transition last); 404 when the sink runs without `--rules`.
+pub async fn get_alarms<S: Storage + 'static>(
+    State(state): State<Arc<AppState<S>>>,
+) -> Result<Json<AlarmsReply>, ApiError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(alarms) = &state.alarms else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "alarms are off: start `outpost-sink serve` with `--rules FILE`",
+        ));
+    };
+    let rules = alarms.rules();
+    let json = |r: AlarmRecord| {
+        let rule = rules.rules.iter().find(|rule| rule.name == r.alarm);
+        AlarmJson {
+            scope: if r.host.is_some() {
+                "per_host"
+            } else {
+                "fleet"
+            },
+            metric: rule.map(|rule| rule.metric.clone()).unwrap_or_default(),
+            name: r.alarm,
+            host: r.host,
+            state: r.state,
+            since: timestamp::format_ms(r.since_ms),
+            since_ms: r.since_ms,
+            reason: r.reason,
+            evaluated: timestamp::format_ms(r.evaluated_ms),
+            evaluated_ms: r.evaluated_ms,
+            datapoints: r.datapoints.into_iter().map(DatapointJson::from).collect(),
+            history: r.history.into_iter().map(TransitionJson::from).collect(),
+        }
+    };
+    let counters = alarms.counters();
+    Ok(Json(AlarmsReply {
+        rules_file: rules.source.display().to_string(),
+        alarms: alarms.records().into_iter().map(json).collect(),
+        notifications: NotificationsJson {
+            webhook: rules.webhook.is_some(),
+            delivered: counters.delivered.load(Relaxed),
+            failed: counters.failed.load(Relaxed),
+            dropped: counters.dropped.load(Relaxed),
+        },
     }))
 }

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use outpost_proto::limits::MAX_FRAME_LEN;
 use tokio::net::TcpListener;
 
+use crate::alarm::Alarms;
 use crate::backend::Storage;
 use crate::backend::local::LocalBackend;
 use crate::config::Config;
@@ -25,16 +26,25 @@ pub struct Server {
     listener: TcpListener,
     app: Router,
     local_addr: SocketAddr,
+    /// The alarms to evaluate while serving, over the local store.
+    alarms: Option<(Alarms, LocalBackend)>,
 }
 
 impl Server {
-    /// Open the data directory (blocking briefly), then bind `config.listen`.
+    /// Open the data directory (blocking briefly), load the saved alarm states when
+    /// `config.rules` is set, then bind `config.listen`.
     pub async fn bind(config: Config) -> Result<Self, ServeError> {
         let backend = LocalBackend::open(&config.data_dir).map_err(|source| ServeError::Open {
             path: config.data_dir.clone(),
             source,
         })?;
-        Self::bind_with(config.listen, config.token, backend).await
+        let alarms = config
+            .rules
+            .map(|rules| Alarms::start(rules, &config.data_dir));
+        let mut server =
+            Self::bind_inner(config.listen, config.token, backend.clone(), alarms.clone()).await?;
+        server.alarms = alarms.map(|alarms| (alarms, backend));
+        Ok(server)
     }
 
     /// Bind `listen` and serve the routes over `storage` (the AWS backend of
@@ -44,6 +54,15 @@ impl Server {
         token: Option<Token>,
         storage: S,
     ) -> Result<Self, ServeError> {
+        Self::bind_inner(listen, token, storage, None).await
+    }
+
+    async fn bind_inner<S: Storage + 'static>(
+        listen: SocketAddr,
+        token: Option<Token>,
+        storage: S,
+        alarms: Option<Alarms>,
+    ) -> Result<Self, ServeError> {
         let bind_error = |source| ServeError::Bind {
             addr: listen,
             source,
@@ -52,8 +71,9 @@ impl Server {
         let local_addr = listener.local_addr().map_err(bind_error)?;
         Ok(Self {
             listener,
-            app: router(storage, token),
+            app: router_with_alarms(storage, token, alarms),
             local_addr,
+            alarms: None,
         })
     }
 
@@ -68,10 +88,18 @@ impl Server {
         F: Future<Output = ()> + Send + 'static,
     {
         tracing::info!(addr = %self.local_addr, "serving");
-        axum::serve(self.listener, self.app)
+        let evaluator = self
+            .alarms
+            .map(|(alarms, store)| tokio::spawn(alarms.run(store)));
+        let served = axum::serve(self.listener, self.app)
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(ServeError::Serve)?;
+            .map_err(ServeError::Serve);
+        // States are saved at each change, so stopping between ticks loses nothing.
+        if let Some(evaluator) = evaluator {
+            evaluator.abort();
+        }
+        served?;
         tracing::info!("stopped");
         Ok(())
     }
@@ -80,11 +108,21 @@ impl Server {
 /// The routes over any storage. `/healthz` is open; the other routes require `token` when set.
 /// Request bodies are capped at [`MAX_FRAME_LEN`], replacing axum's 2 MB default.
 pub fn router<S: Storage + 'static>(storage: S, token: Option<Token>) -> Router {
-    let state = Arc::new(AppState { storage });
+    router_with_alarms(storage, token, None)
+}
+
+/// [`router`], with `GET /v1/alarms` answering from `alarms` (404 without).
+pub fn router_with_alarms<S: Storage + 'static>(
+    storage: S,
+    token: Option<Token>,
+    alarms: Option<Alarms>,
+) -> Router {
+    let state = Arc::new(AppState { storage, alarms });
     let protected = Router::new()
         .route("/v1/batches", post(routes::post_batch::<S>))
         .route("/v1/metrics", get(routes::get_metrics::<S>))
         .route("/v1/hosts", get(routes::get_hosts::<S>))
+        .route("/v1/alarms", get(routes::get_alarms::<S>))
         .route_layer(middleware::from_fn_with_state(
             token.map(Arc::new),
             require_token,

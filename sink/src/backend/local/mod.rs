@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use files::{LogDir, TMP_PREFIX};
-pub use sqlite::{DB_FILE, MetricsDb, SCHEMA_VERSION};
+pub use sqlite::{DB_FILE, MetricsDb, SCHEMA_VERSION, Samples, SeriesQuery};
 
 use crate::backend::{HostSummary, LogStore, MetricStore, MetricWrite, PointQuery, StoredPoint};
 use crate::error::StorageError;
@@ -39,6 +39,13 @@ impl LocalBackend {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The points of each series in its time range ([`MetricsDb::series`]), on the blocking
+    /// pool; what the local alarms read.
+    pub async fn series(&self, queries: Vec<SeriesQuery>) -> Result<Vec<Samples>, StorageError> {
+        let metrics = Arc::clone(&self.metrics);
+        blocking(move || metrics.series(&queries)).await
     }
 }
 

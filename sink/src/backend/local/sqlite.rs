@@ -57,6 +57,24 @@ INSERT INTO latest (host, name, dimensions, ts_ms, value, unit)
     GROUP BY host, name, dimensions;
 ";
 
+/// The `(ts_ms, value)` samples of one series, by time (`value` `None` when not finite).
+pub type Samples = Vec<(i64, Option<f64>)>;
+
+/// One series read by [`MetricsDb::series`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesQuery {
+    /// Host name.
+    pub host: String,
+    /// Metric name.
+    pub name: String,
+    /// Canonical JSON of the exact dimension set, as stored (`{}` for none).
+    pub dimensions: String,
+    /// First millisecond, inclusive.
+    pub from_ms: i64,
+    /// Last millisecond, exclusive.
+    pub to_ms: i64,
+}
+
 /// The metrics database: one connection behind a mutex (SQLite allows one writer anyway).
 #[derive(Debug)]
 pub struct MetricsDb {
@@ -251,6 +269,41 @@ impl MetricsDb {
         Ok(points)
     }
 
+    /// For each query, the `(ts_ms, value)` of one series (host, name, exact canonical
+    /// dimensions) in `from_ms..to_ms`, by time; one read transaction for all (the alarms read
+    /// this way, through the primary key).
+    pub fn series(&self, queries: &[SeriesQuery]) -> Result<Vec<Samples>, StorageError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction()
+            .map_err(self.error("starting a series read"))?;
+        let mut out = Vec::with_capacity(queries.len());
+        {
+            let mut select = tx
+                .prepare_cached(
+                    "SELECT ts_ms, value FROM points
+                     WHERE host = ?1 AND name = ?2 AND dimensions = ?3
+                       AND ts_ms >= ?4 AND ts_ms < ?5
+                     ORDER BY ts_ms",
+                )
+                .map_err(self.error("preparing the series query"))?;
+            for q in queries {
+                let rows = select
+                    .query_map(
+                        params![q.host, q.name, q.dimensions, q.from_ms, q.to_ms],
+                        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<f64>>(1)?)),
+                    )
+                    .map_err(self.error("querying a series"))?;
+                out.push(
+                    rows.collect::<Result<Vec<_>, _>>()
+                        .map_err(self.error("reading a series point"))?,
+                );
+            }
+        }
+        tx.commit().map_err(self.error("ending a series read"))?;
+        Ok(out)
+    }
+
     /// Every host row, by host name.
     pub fn hosts(&self) -> Result<Vec<HostSummary>, StorageError> {
         let conn = self.lock();
@@ -442,6 +495,46 @@ mod tests {
             ]
         );
         assert!(db.query(&all("web-2")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn series_reads_one_exact_dimension_set_in_a_half_open_range() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = MetricsDb::open(tmp.path()).unwrap();
+        db.put(&write(
+            1,
+            0,
+            &[
+                (999, 0.0, "{}"),
+                (1_000, 1.0, "{}"),
+                (1_500, 9.0, r#"{"cpu":"0"}"#),
+                (1_999, 2.0, "{}"),
+                (2_000, 3.0, "{}"),
+            ],
+        ))
+        .unwrap();
+        let query = |host: &str, dimensions: &str| SeriesQuery {
+            host: host.into(),
+            name: "cpu.utilization".into(),
+            dimensions: dimensions.into(),
+            from_ms: 1_000,
+            to_ms: 2_000,
+        };
+        let got = db
+            .series(&[
+                query("web-1", "{}"),
+                query("web-1", r#"{"cpu":"0"}"#),
+                query("web-2", "{}"),
+            ])
+            .unwrap();
+        assert_eq!(
+            got,
+            [
+                vec![(1_000, Some(1.0)), (1_999, Some(2.0))],
+                vec![(1_500, Some(9.0))],
+                vec![]
+            ]
+        );
     }
 
     #[test]

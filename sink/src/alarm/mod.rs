@@ -1,0 +1,20 @@
+//! Local alarms: rules over stored metrics, evaluated like CloudWatch alarms (`docs/alarms.md`).
+//!
+//! - [`rules`]: the rules file (`serve --rules FILE`): parsing and validation.
+//! - [`eval`]: the pure evaluator: datapoints per period in, alarm state and reason out.
+//! - [`book`]: every alarm's state and bounded history, and the transitions between states.
+//! - [`persist`]: the book on disk (`DIR/alarms.json`, written atomically).
+//! - [`notify`]: state-change notifications: a log line and an optional webhook.
+//! - [`task`]: the background task of `serve`: ticks, reads the store, evaluates, notifies.
+
+pub mod book;
+pub mod eval;
+pub mod notify;
+pub mod persist;
+pub mod rules;
+pub mod task;
+
+pub use book::{AlarmBook, AlarmRecord, Transition};
+pub use eval::AlarmState;
+pub use rules::{Rule, Rules, RulesError};
+pub use task::Alarms;

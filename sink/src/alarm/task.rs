@@ -1,0 +1,284 @@
+//! The alarm task of `outpost-sink serve --rules`: on every tick it re-reads the last N periods
+//! of each rule from the local store, evaluates every alarm, saves the book when a state
+//! changed and hands the transitions to the notifier.
+//!
+//! Each evaluation recomputes the whole window from the store instead of updating on ingest,
+//! so a batch that arrives late (an agent that was offline and replays its spool) still counts
+//! at the next tick as long as its period is inside the window.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::alarm::book::{AlarmBook, AlarmKey, AlarmRecord};
+use crate::alarm::eval::{self, AlarmState};
+use crate::alarm::notify::{Counters, Notifier};
+use crate::alarm::persist;
+use crate::alarm::rules::{Rules, Scope};
+use crate::backend::MetricStore;
+use crate::backend::local::{LocalBackend, SeriesQuery};
+use crate::error::StorageError;
+use crate::timestamp;
+
+/// The alarms of one rules file: shared by the task and `GET /v1/alarms`. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Alarms {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    rules: Rules,
+    book: Mutex<AlarmBook>,
+    notifier: Notifier,
+    data_dir: PathBuf,
+}
+
+/// What one alarm is evaluated on: its key, its rule's index, the finite samples.
+type Input = (AlarmKey, usize, Vec<(i64, f64)>);
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Alarms {
+    /// Load the saved states from `data_dir` (blocking, brief) and start the notifier. Call
+    /// within a tokio runtime. A state file that cannot be read is logged and replaced.
+    pub fn start(rules: Rules, data_dir: &Path) -> Self {
+        let mut book = match persist::load(data_dir) {
+            Ok(book) => book.unwrap_or_default(),
+            Err(error) => {
+                let error = crate::error::chain(&error);
+                tracing::error!(%error, "alarm states not loaded, starting afresh");
+                AlarmBook::default()
+            }
+        };
+        book.retain(|(rule, _)| rules.rules.iter().any(|r| &r.name == rule));
+        let notifier = Notifier::start(rules.webhook.clone());
+        Self {
+            inner: Arc::new(Inner {
+                rules,
+                book: Mutex::new(book),
+                notifier,
+                data_dir: data_dir.to_path_buf(),
+            }),
+        }
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> &Rules {
+        &self.inner.rules
+    }
+
+    /// Every alarm, by rule then host.
+    pub fn records(&self) -> Vec<AlarmRecord> {
+        self.book().records().cloned().collect()
+    }
+
+    /// The webhook delivery counters.
+    pub fn counters(&self) -> &Counters {
+        self.inner.notifier.counters()
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, AlarmBook> {
+        self.inner
+            .book
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Evaluate at every tick (`k × tick + delay` on the wall clock) until dropped.
+    pub async fn run(self, store: LocalBackend) {
+        let tick = millis(self.inner.rules.tick).max(1);
+        let delay = millis(self.inner.rules.delay);
+        tracing::info!(
+            rules = self.inner.rules.rules.len(),
+            file = %self.inner.rules.source.display(),
+            tick = ?self.inner.rules.tick,
+            "evaluating alarms"
+        );
+        loop {
+            let now = timestamp::now_ms();
+            let next = eval::window_end(now, delay, tick) + tick + delay;
+            let wait = u64::try_from(next - now).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            if let Err(error) = self.evaluate(&store, timestamp::now_ms()).await {
+                let error = crate::error::chain(&error);
+                tracing::error!(%error, "alarm evaluation failed, retrying at the next tick");
+            }
+        }
+    }
+
+    /// Evaluate every alarm once at `now_ms`; the number of state changes.
+    pub async fn evaluate(&self, store: &LocalBackend, now_ms: i64) -> Result<usize, StorageError> {
+        let rules = &self.inner.rules;
+        let hosts: Vec<String> = store.hosts().await?.into_iter().map(|h| h.host).collect();
+        let delay = millis(rules.delay);
+        let mut queries = Vec::with_capacity(rules.rules.len() * hosts.len());
+        for rule in &rules.rules {
+            let end = eval::window_end(now_ms, delay, rule.period_ms);
+            let dimensions = serde_json::to_string(&rule.dimensions).unwrap_or_default();
+            for host in &hosts {
+                queries.push(SeriesQuery {
+                    host: host.clone(),
+                    name: rule.metric.clone(),
+                    dimensions: dimensions.clone(),
+                    from_ms: end - i64::from(rule.evaluation_periods) * rule.period_ms,
+                    to_ms: end,
+                });
+            }
+        }
+        let mut series = store.series(queries).await?.into_iter();
+        // Evaluated under the lock, below.
+        let mut inputs: Vec<Input> = Vec::new();
+        for (index, rule) in rules.rules.iter().enumerate() {
+            let mut by_host: BTreeMap<&String, Vec<(i64, f64)>> = BTreeMap::new();
+            for host in &hosts {
+                let points = series.next().unwrap_or_default();
+                let samples = points
+                    .into_iter()
+                    .filter_map(|(ts, v)| v.map(|v| (ts, v)))
+                    .collect();
+                by_host.insert(host, samples);
+            }
+            match rule.scope {
+                Scope::PerHost => {
+                    for (host, samples) in by_host {
+                        inputs.push(((rule.name.clone(), Some(host.clone())), index, samples));
+                    }
+                }
+                Scope::Fleet => {
+                    let samples = by_host.into_values().flatten().collect();
+                    inputs.push(((rule.name.clone(), None), index, samples));
+                }
+            }
+        }
+        let (transitions, snapshot) = {
+            let mut book = self.book();
+            let mut transitions = Vec::new();
+            for (key, index, samples) in inputs {
+                let rule = &rules.rules[index];
+                let end = eval::window_end(now_ms, delay, rule.period_ms);
+                let points = eval::datapoints(rule, end, &samples);
+                let window: Vec<Option<f64>> = points.iter().map(|d| d.value).collect();
+                let current: AlarmState = book.state(&key);
+                let outcome = eval::evaluate(rule, &window, current);
+                transitions.extend(book.apply(&key, outcome, points, now_ms));
+            }
+            let snapshot = (!transitions.is_empty()).then(|| book.clone());
+            (transitions, snapshot)
+        };
+        if let Some(book) = snapshot {
+            let dir = self.inner.data_dir.clone();
+            let saved = tokio::task::spawn_blocking(move || persist::save(&dir, &book)).await;
+            match saved {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    let error = crate::error::chain(&error);
+                    tracing::error!(%error, "alarm states not saved");
+                }
+                Err(error) => tracing::error!(%error, "alarm state writer failed"),
+            }
+        }
+        let changed = transitions.len();
+        for transition in transitions {
+            self.inner.notifier.notify(transition);
+        }
+        Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{MetricWrite, PointRow};
+    use std::path::Path;
+
+    const RULES: &str = r#"
+[[rule]]
+name = "cpu-high"
+metric = "cpu.utilization"
+dimensions = { cpu = "total" }
+statistic = "max"
+period = "1s"
+comparison = ">"
+threshold = 80.0
+datapoints_to_alarm = 2
+evaluation_periods = 2
+
+[[rule]]
+name = "fleet-cpu"
+metric = "cpu.utilization"
+dimensions = { cpu = "total" }
+statistic = "avg"
+period = "1s"
+comparison = ">"
+threshold = 80.0
+datapoints_to_alarm = 1
+evaluation_periods = 1
+scope = "fleet"
+"#;
+
+    async fn put(store: &LocalBackend, host: &str, seq: u64, ts_ms: i64, value: f64) {
+        store
+            .put_metrics(MetricWrite {
+                host: host.into(),
+                agent_id: "a".into(),
+                agent_version: "0".into(),
+                seq,
+                received_ms: ts_ms,
+                points: vec![PointRow {
+                    name: "cpu.utilization".into(),
+                    dimensions: r#"{"cpu":"total"}"#.into(),
+                    ts_ms,
+                    value: Some(value),
+                    unit: "Percent",
+                }],
+            })
+            .await
+            .unwrap();
+    }
+
+    fn states(alarms: &Alarms) -> Vec<(String, Option<String>, AlarmState)> {
+        alarms
+            .records()
+            .into_iter()
+            .map(|r| (r.alarm, r.host, r.state))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn per_host_and_fleet_alarms_follow_the_store_and_survive_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalBackend::open(tmp.path()).unwrap();
+        let rules = crate::alarm::rules::parse(RULES, Path::new("r.toml")).unwrap();
+        let alarms = Alarms::start(rules.clone(), tmp.path());
+        put(&store, "web-1", 1, 10_100, 95.0).await;
+        put(&store, "web-1", 2, 11_100, 90.0).await;
+        put(&store, "web-2", 1, 11_200, 10.0).await;
+        // At 12.0 s the window is [10 s, 12 s).
+        assert_eq!(alarms.evaluate(&store, 12_000).await.unwrap(), 3);
+        use AlarmState::*;
+        let s = |a: &str, h: Option<&str>, st| (a.to_owned(), h.map(str::to_owned), st);
+        assert_eq!(
+            states(&alarms),
+            [
+                s("cpu-high", Some("web-1"), Alarm),
+                s("cpu-high", Some("web-2"), Ok),
+                // avg(90, 10) in [11 s, 12 s)
+                s("fleet-cpu", None, Ok),
+            ]
+        );
+        // Nothing changed: nothing to notify.
+        assert_eq!(alarms.evaluate(&store, 12_500).await.unwrap(), 0);
+        // A restart keeps the states: the first evaluation changes nothing.
+        let again = Alarms::start(rules, tmp.path());
+        assert_eq!(states(&again), states(&alarms));
+        assert_eq!(again.evaluate(&store, 12_000).await.unwrap(), 0);
+        // A late batch for a period still in the window counts at the next evaluation.
+        put(&store, "web-2", 2, 11_300, 250.0).await;
+        assert_eq!(again.evaluate(&store, 12_000).await.unwrap(), 1);
+        assert_eq!(again.records()[2].state, Alarm);
+    }
+}
