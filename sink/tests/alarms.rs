@@ -4,10 +4,9 @@
 // clippy.toml's allow-unwrap-in-tests covers #[test] functions, not these helpers.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -53,25 +52,22 @@ struct Sink {
 
 impl Sink {
     fn start(data: &Path, rules: &Path, token_file: &Path) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .arg("--rules")
-            .arg(rules)
-            .arg("--token-file")
-            .arg(token_file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("outpost-sink listening on http://")
-            .and_then(|rest| rest.strip_suffix('\n'))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        let (child, url) = outpost_testkit::spawn_sink_serve(
+            Path::new(BIN),
+            &[
+                "--listen".as_ref(),
+                "127.0.0.1:0".as_ref(),
+                "--data".as_ref(),
+                data.as_os_str(),
+                "--rules".as_ref(),
+                rules.as_os_str(),
+                "--token-file".as_ref(),
+                token_file.as_os_str(),
+            ],
+        );
+        let addr = url
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("unexpected URL {url:?}"))
             .parse()
             .unwrap();
         Self { child, addr }

@@ -33,6 +33,29 @@ pub fn missing_tool<T>(tool: &str, hint: &str) -> Option<T> {
     None
 }
 
+/// Start `BIN serve` (an `outpost-sink`) with `args` (which must include `--listen`), stdout
+/// piped and stderr discarded; the child and the base URL its first line names
+/// (`outpost-sink listening on http://ADDR`).
+pub fn spawn_sink_serve(bin: &std::path::Path, args: &[&std::ffi::OsStr]) -> (Child, String) {
+    let mut child = Command::new(bin)
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("reading the sink's first line");
+    let url = line
+        .trim()
+        .strip_prefix("outpost-sink listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from the sink: {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
 /// Whether `program` is found on `PATH`.
 pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")

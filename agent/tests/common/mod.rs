@@ -3,9 +3,9 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -71,24 +71,17 @@ impl Drop for Proc {
 
 /// Start the sink on `listen` (e.g. `127.0.0.1:0`); returns it and its base URL.
 pub fn start_sink(listen: &str, data: &Path, token: &Path) -> (Proc, String) {
-    let mut child = Command::new(sink_bin())
-        .args(["serve", "--listen", listen, "--data"])
-        .arg(data)
-        .arg("--token-file")
-        .arg(token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("outpost-sink listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line from the sink: {line:?}"))
-        .to_owned();
+    let (child, url) = outpost_testkit::spawn_sink_serve(
+        &sink_bin(),
+        &[
+            "--listen".as_ref(),
+            listen.as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--token-file".as_ref(),
+            token.as_os_str(),
+        ],
+    );
     (Proc(child), url)
 }
 
