@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use outpost_sink::alarm::cloudwatch::{AlarmOptions, DEFAULT_PREFIX, alarm_definitions};
+use outpost_sink::alarm::cloudwatch_apply::{put_alarms, table_hosts};
+use outpost_sink::backend::aws::settings::{DEFAULT_NAMESPACE, ENV_TABLE};
 use outpost_sink::backend::aws::{self, AwsBackend, AwsSettings};
 use outpost_sink::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use outpost_sink::token::Token;
@@ -26,6 +29,9 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API until SIGTERM or SIGINT.
     Serve(ServeArgs),
+    /// Create or update a CloudWatch metric alarm for each rule of a rules file (one per host
+    /// for `per_host` rules), over the metrics the sink publishes (see docs/alarms.md).
+    CloudwatchAlarms(CloudWatchAlarmsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +56,34 @@ struct ServeArgs {
     rules: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Args)]
+struct CloudWatchAlarmsArgs {
+    /// The rules file (TOML, as for `serve --rules`); its `[evaluation]` and `[notify]` are
+    /// not used.
+    #[arg(long, value_name = "FILE")]
+    rules: PathBuf,
+    /// Namespace of the metrics: the sink's OUTPOST_METRICS_NAMESPACE.
+    #[arg(long, value_name = "NS", default_value = DEFAULT_NAMESPACE)]
+    namespace: String,
+    /// SNS topic notified when an alarm enters ALARM and when it returns to OK.
+    #[arg(long, value_name = "ARN")]
+    topic_arn: Option<String>,
+    /// Prepended to every alarm name.
+    #[arg(long, value_name = "P", default_value = DEFAULT_PREFIX)]
+    prefix: String,
+    /// A host to make the `per_host` rules' alarms for; repeat for more hosts.
+    #[arg(long = "host", value_name = "NAME")]
+    hosts: Vec<String>,
+    /// Also every host that sent a batch: the `#hosts` items of the DynamoDB table named by
+    /// OUTPOST_TABLE.
+    #[arg(long)]
+    hosts_from_table: bool,
+    /// Print the PutMetricAlarm parameters as JSON and create nothing (--hosts-from-table
+    /// still reads the table).
+    #[arg(long)]
+    dry_run: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Backend {
     /// Files and SQLite under --data.
@@ -60,7 +94,9 @@ enum Backend {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Colours only on a terminal: journald and log files get plain text.
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -68,6 +104,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::CloudwatchAlarms(args) => cloudwatch_alarms(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -133,6 +170,65 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server.run(shutdown).await?;
         Ok(())
     })
+}
+
+fn cloudwatch_alarms(args: CloudWatchAlarmsArgs) -> anyhow::Result<()> {
+    let rules = outpost_sink::alarm::rules::load(&args.rules)?;
+    let options = AlarmOptions {
+        namespace: args.namespace,
+        prefix: args.prefix,
+        topic_arn: args.topic_arn,
+    };
+    let table = if args.hosts_from_table {
+        let table = std::env::var(ENV_TABLE).unwrap_or_default();
+        anyhow::ensure!(
+            !table.trim().is_empty(),
+            "--hosts-from-table reads the DynamoDB table named by {ENV_TABLE}, which is not set"
+        );
+        Some(table)
+    } else {
+        None
+    };
+    if args.dry_run && table.is_none() {
+        let alarms = alarm_definitions(&rules, &args.hosts, &options)?;
+        return print_json(&alarms);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        let sdk = aws::load_sdk_config().await;
+        let mut hosts = args.hosts;
+        if let Some(table) = table {
+            let found = table_hosts(aws_sdk_dynamodb::Client::new(&sdk), &table).await?;
+            if found.is_empty() {
+                tracing::warn!(table, "no hosts in the table: no host has sent a batch yet");
+            }
+            hosts.extend(found);
+        }
+        let alarms = alarm_definitions(&rules, &hosts, &options)?;
+        if args.dry_run {
+            return print_json(&alarms);
+        }
+        tracing::info!(alarms = alarms.len(), region = ?sdk.region(), "putting CloudWatch alarms");
+        let client = aws_sdk_cloudwatch::Client::new(&sdk);
+        let mut stdout = std::io::stdout().lock();
+        put_alarms(&client, &alarms, |alarm| {
+            // A closed stdout must not stop the calls; the exit status reports failures.
+            let _ = writeln!(stdout, "put alarm {}", alarm.alarm_name);
+        })
+        .await?;
+        Ok(())
+    })
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value).context("encoding the alarms as JSON")?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .context("writing to stdout")
 }
 
 /// A future that resolves on the first SIGTERM or SIGINT.

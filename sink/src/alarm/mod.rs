@@ -6,8 +6,12 @@
 //! - [`persist`]: the book on disk (`DIR/alarms.json`, written atomically).
 //! - [`notify`]: state-change notifications: a log line and an optional webhook.
 //! - [`task`]: the background task of `serve`: ticks, reads the store, evaluates, notifies.
+//! - [`cloudwatch`]: the rules as CloudWatch alarm definitions (`cloudwatch-alarms`), pure.
+//! - [`cloudwatch_apply`]: `PutMetricAlarm` calls and the hosts of the DynamoDB table.
 
 pub mod book;
+pub mod cloudwatch;
+pub mod cloudwatch_apply;
 pub mod eval;
 pub mod notify;
 pub mod persist;
