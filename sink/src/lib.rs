@@ -5,6 +5,7 @@
 //! - [`front`]: the local HTTP server ([`front::server::Server`]).
 //! - [`key`], [`ndjson`], [`timestamp`]: the storage layout and formats.
 //! - [`alarm`]: local alarm rules, their evaluation and notifications (`serve --rules`).
+//! - [`health`]: the scheduled health check (silent and hot hosts, `pipeline.*` metrics).
 //! - [`config`], [`token`], [`error`]: configuration and errors.
 
 pub mod alarm;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod front;
 pub mod handler;
+pub mod health;
 pub mod key;
 pub mod ndjson;
 pub mod timestamp;

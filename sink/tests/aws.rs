@@ -13,8 +13,11 @@ use std::process::{Command, Stdio};
 use aws_sdk_dynamodb::types::AttributeValue;
 use outpost_proto::{AgentIdentity, Batch, Dimension, LogRecord, MetricPoint, Record, Unit};
 use outpost_sink::Server;
-use outpost_sink::backend::aws::settings::{AwsSettings, CloudWatchMode, Encryption};
+use outpost_sink::backend::aws::settings::{
+    AwsSettings, CloudWatchMode, CloudWatchScope, Encryption,
+};
 use outpost_sink::backend::aws::{AwsBackend, dynamo};
+use outpost_sink::health::Thresholds;
 use outpost_testkit::Moto;
 use serde_json::Value;
 
@@ -37,8 +40,10 @@ fn settings(cloudwatch: CloudWatchMode) -> AwsSettings {
         table: TABLE.into(),
         namespace: "OutpostTest".into(),
         cloudwatch,
+        scope: CloudWatchScope::PerHost,
         retention_days: 30,
         encryption: Encryption::S3Managed,
+        health: Thresholds::default(),
     }
 }
 

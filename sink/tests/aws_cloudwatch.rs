@@ -1,6 +1,7 @@
 //! `CloudWatch::publish` in `PutMetricData` mode against moto (the local AWS API server): the
-//! statistic sets it sends read back through the CloudWatch API, and more than 1000 series
-//! split into several calls. Skipped when `moto_server` is missing, except under `CI=true`.
+//! statistic sets it sends read back through the CloudWatch API, more than 1000 series split
+//! into several calls, and the fleet scope (no `Host` dimension, the dimensionless totals).
+//! Skipped when `moto_server` is missing, except under `CI=true`.
 
 // clippy.toml's allow-unwrap-in-tests covers #[test] functions, not these helpers.
 #![allow(clippy::unwrap_used)]
@@ -11,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Datapoint, Dimension, Statistic};
-use outpost_sink::backend::aws::{CloudWatch, CloudWatchMode};
+use outpost_sink::backend::aws::{CloudWatch, CloudWatchMode, CloudWatchScope};
 use outpost_sink::backend::{MetricWrite, PointRow};
 use outpost_testkit::Moto;
 
@@ -225,4 +226,85 @@ async fn more_than_1000_series_split_into_calls() {
     .await;
     let got: Vec<_> = points.iter().map(stats).collect();
     assert_eq!(got, [(now - MINUTE_MS, 1.0, 1099.0, 1099.0, 1099.0)]);
+}
+
+#[tokio::test]
+async fn fleet_scope_publishes_without_host_and_with_totals() {
+    let Some(moto) = Moto::start() else { return };
+    let (cloudwatch, client) = publisher(&moto).await;
+    let cloudwatch = cloudwatch.with_scope(CloudWatchScope::Fleet);
+    let now = this_minute_ms();
+    let m = now - MINUTE_MS;
+    for (host, cpu, lines) in [("web-1", 20.0, 10.0), ("web-2", 90.0, 4.0)] {
+        let mut w = write(
+            now,
+            vec![
+                point(
+                    "cpu.utilization",
+                    r#"{"cpu":"total"}"#,
+                    m + 1_000,
+                    Some(cpu),
+                    "Percent",
+                ),
+                point(
+                    "log.lines",
+                    r#"{"service":"api"}"#,
+                    m + 1_000,
+                    Some(lines),
+                    "Count",
+                ),
+                point(
+                    "log.lines",
+                    r#"{"service":"db"}"#,
+                    m + 1_000,
+                    Some(1.0),
+                    "Count",
+                ),
+                point(
+                    "log.error_lines",
+                    r#"{"service":"api"}"#,
+                    m + 1_000,
+                    Some(2.0),
+                    "Count",
+                ),
+                point("agent.heartbeat", "{}", m + 1_000, Some(1.0), "Count"),
+            ],
+        );
+        w.host = host.into();
+        cloudwatch.publish(&w).await;
+    }
+    assert_eq!(cloudwatch.failures(), 0);
+
+    // No series carries `Host`; the totals exist without any dimension (moto 5.2 lists a
+    // dimensionless series once per datum: compare distinct series).
+    let metrics: BTreeSet<_> = list_metrics(&client).await.into_iter().collect();
+    let series = |name: &str, dims: &[&str]| -> (String, Vec<String>) {
+        (name.into(), dims.iter().map(|d| (*d).to_owned()).collect())
+    };
+    assert_eq!(
+        metrics,
+        BTreeSet::from([
+            series("cpu.utilization", &["cpu=total"]),
+            series("log.lines", &["service=api"]),
+            series("log.lines", &["service=db"]),
+            series("log.error_lines", &["service=api"]),
+            series("log.lines", &[]),
+            series("log.error_lines", &[]),
+            series("agent.heartbeat", &[]),
+        ])
+    );
+
+    // Both hosts' values in one series: the minute's statistics are the fleet's.
+    let points = statistics(&client, "cpu.utilization", &[("cpu", "total")], m, 1).await;
+    let got: Vec<_> = points.iter().map(stats).collect();
+    assert_eq!(got, [(m, 2.0, 110.0, 20.0, 90.0)]);
+    let points = statistics(&client, "log.lines", &[("service", "api")], m, 1).await;
+    let got: Vec<_> = points.iter().map(stats).collect();
+    assert_eq!(got, [(m, 2.0, 14.0, 4.0, 10.0)]);
+    // moto's GetMetricStatistics does not filter when no dimension is given (CloudWatch
+    // matches the dimensionless series exactly), so the heartbeat, which has only its total,
+    // is the one read back without dimensions: one value per host.
+    let points = statistics(&client, "agent.heartbeat", &[], m, 1).await;
+    let got: Vec<_> = points.iter().map(stats).collect();
+    assert_eq!(got, [(m, 2.0, 2.0, 1.0, 1.0)]);
 }

@@ -1,7 +1,8 @@
 //! The Lambda front against real protocols: Function URL requests through `cargo lambda watch`
 //! (the local Lambda runtime emulator running the real `outpost-sink-lambda` binary), and
 //! Kinesis batches built from records read back from moto's Kinesis, with a poison record
-//! among good ones. Skipped when moto or cargo-lambda is missing, except under CI=true.
+//! among good ones, and scheduled events routed to the health check. Skipped when moto or
+//! cargo-lambda is missing, except under CI=true.
 
 // clippy.toml's allow-unwrap-in-tests covers #[test] functions, not these helpers.
 #![allow(clippy::unwrap_used)]
@@ -12,8 +13,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::primitives::Blob;
 use outpost_proto::{AgentIdentity, Batch, LogRecord, MetricPoint, Record, Unit};
 use outpost_sink::backend::aws::AwsBackend;
-use outpost_sink::backend::aws::settings::{AwsSettings, CloudWatchMode, Encryption};
-use outpost_sink::front::lambda::LambdaFront;
+use outpost_sink::backend::aws::settings::{
+    AwsSettings, CloudWatchMode, CloudWatchScope, Encryption,
+};
+use outpost_sink::backend::{MetricStore, MetricWrite, PointRow};
+use outpost_sink::front::lambda::{LambdaError, LambdaFront};
+use outpost_sink::health::Thresholds;
 use outpost_testkit::{LambdaWatch, Moto};
 use serde_json::{Value, json};
 
@@ -182,8 +187,10 @@ async fn kinesis_batches_store_good_records_and_dead_letter_poison_ones() {
         table: TABLE.into(),
         namespace: "OutpostTest".into(),
         cloudwatch: CloudWatchMode::Off,
+        scope: CloudWatchScope::PerHost,
         retention_days: 30,
         encryption: Encryption::S3Managed,
+        health: Thresholds::default(),
     };
     let front = LambdaFront::new(AwsBackend::new(&sdk, &settings));
     let response = front.handle(event.clone()).await.unwrap();
@@ -244,4 +251,116 @@ async fn kinesis_batches_store_good_records_and_dead_letter_poison_ones() {
     assert_eq!(front.dead_letters(), 2);
     let again = outpost_testkit::object_keys(&s3, BUCKET).await;
     assert_eq!(again, keys);
+}
+
+/// The Sum of the datapoints of dimensionless `name` in `namespace` over
+/// `[start_ms, start_ms + 2 min)`.
+async fn sum_over_two_minutes(
+    client: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    name: &str,
+    start_ms: i64,
+) -> f64 {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    let out = client
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name(name)
+        .start_time(DateTime::from_millis(start_ms))
+        .end_time(DateTime::from_millis(start_ms + 120_000))
+        .period(60)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .send()
+        .await
+        .expect("GetMetricStatistics");
+    out.datapoints().iter().filter_map(|p| p.sum()).sum()
+}
+
+#[tokio::test]
+async fn scheduled_events_run_the_health_check() {
+    let Some(moto) = Moto::start() else { return };
+    let sdk = moto.sdk_config().await;
+    outpost_testkit::create_sink_resources(&sdk, BUCKET, TABLE).await;
+    let namespace = "OutpostLambdaHealth";
+    let settings = AwsSettings {
+        bucket: BUCKET.into(),
+        table: TABLE.into(),
+        namespace: namespace.into(),
+        cloudwatch: CloudWatchMode::PutMetricData,
+        scope: CloudWatchScope::PerHost,
+        retention_days: 30,
+        encryption: Encryption::S3Managed,
+        health: Thresholds::default(),
+    };
+    let t = outpost_sink::timestamp::now_ms();
+    AwsBackend::new(&sdk, &settings)
+        .put_metrics(MetricWrite {
+            host: "web-1".into(),
+            agent_id: "agent-1".into(),
+            agent_version: "0.1.0".into(),
+            seq: 1,
+            received_ms: t,
+            points: vec![PointRow {
+                name: "cpu.utilization".into(),
+                dimensions: r#"{"cpu":"total"}"#.into(),
+                ts_ms: t,
+                value: Some(81.5),
+                unit: "Percent",
+            }],
+        })
+        .await
+        .unwrap();
+    let front = LambdaFront::new(AwsBackend::new(&sdk, &settings));
+
+    let scheduled = json!({
+        "version": "0",
+        "id": "cdc73f9d-aea9-11e3-9d5a-835b769c0d9c",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-24T09:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/outpost-health-check"],
+        "detail": {}
+    });
+    let response = front.handle(scheduled).await.unwrap();
+    let report = &response["health_check"];
+    assert_eq!(report["hosts"], 1, "{response}");
+    assert_eq!(report["hosts_reporting"], 1, "{response}");
+    assert_eq!(report["silent_hosts"], json!([]), "{response}");
+    assert_eq!(
+        report["hosts_over_cpu"],
+        json!([{"host": "web-1", "value": 81.5}]),
+        "{response}"
+    );
+
+    // The manual event runs it too; each run publishes `pipeline.health_checks` = 1.
+    let manual = front
+        .handle(json!({"outpost": "health-check"}))
+        .await
+        .unwrap();
+    assert_eq!(manual["health_check"]["hosts_over_cpu"][0]["host"], "web-1");
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
+    let minute = t / 60_000 * 60_000;
+    let runs = sum_over_two_minutes(&cloudwatch, namespace, "pipeline.health_checks", minute).await;
+    assert_eq!(runs, 2.0);
+    let over =
+        sum_over_two_minutes(&cloudwatch, namespace, "pipeline.hosts_over_cpu", minute).await;
+    assert_eq!(over, 2.0);
+
+    // Without the table the hosts cannot be read: the invocation fails (and publishes nothing).
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .delete_table()
+        .table_name(TABLE)
+        .send()
+        .await
+        .unwrap();
+    let error = front
+        .handle(json!({"outpost": "health-check"}))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, LambdaError::HealthCheck(_)), "{error}");
+    assert!(error.to_string().contains("DynamoDB"), "{error}");
+    let runs = sum_over_two_minutes(&cloudwatch, namespace, "pipeline.health_checks", minute).await;
+    assert_eq!(runs, 2.0);
 }

@@ -1,6 +1,7 @@
 //! `outpost-sink-lambda`: the sink as an AWS Lambda function (`provided.al2023`; packaged as
-//! `bootstrap` by `cargo lambda build`). Function URL requests and Kinesis batches, over S3,
-//! DynamoDB and CloudWatch, configured by environment (docs/aws.md).
+//! `bootstrap` by `cargo lambda build`). Function URL requests, Kinesis batches and the
+//! scheduled health check, over S3, DynamoDB and CloudWatch, configured by environment
+//! (docs/aws.md).
 
 use std::time::Instant;
 
@@ -30,6 +31,7 @@ async fn main() -> Result<(), Error> {
         bucket = %settings.bucket,
         table = %settings.table,
         cloudwatch = settings.cloudwatch.as_str(),
+        scope = settings.scope.as_str(),
         "outpost-sink-lambda ready"
     );
     let front = &front;

@@ -1,4 +1,4 @@
-//! The Lambda front: one function, two event sources.
+//! The Lambda front: one function, two event sources and a schedule.
 //!
 //! - **Function URL** requests (`AuthType AWS_IAM`: AWS has checked the agent's SigV4 signature
 //!   before the function runs) are turned into HTTP requests and answered by the very router of
@@ -8,6 +8,10 @@
 //!   sequence number, so Lambda retries from the first of them. A malformed frame (a poison
 //!   record: retrying cannot help) is written to the dead-letter prefix in S3, counted, and
 //!   reported as processed, so it never blocks the shard.
+//! - The **health check** ([`crate::health`]): an EventBridge schedule's event (`"source":
+//!   "aws.events"`, `"detail-type": "Scheduled Event"`) or the literal
+//!   `{"outpost": "health-check"}` (for a manual `aws lambda invoke`). The response is the
+//!   report as JSON: `{"health_check": {...}}`.
 //!
 //! Pure where it can be: [`Event::parse`] and the conversions are functions of their input;
 //! [`LambdaFront::handle`] does the I/O.
@@ -46,9 +50,12 @@ const DEAD_LETTER_CONTENT_TYPE: &str = "application/vnd.outpost.frame";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LambdaError {
-    /// The event is neither a Function URL request nor a Kinesis batch.
+    /// The event is neither a Function URL request, a Kinesis batch nor a health check.
     #[error("unsupported event: {0}")]
     Unsupported(String),
+    /// The health check could not read the hosts (retryable).
+    #[error("health check failed: {0}")]
+    HealthCheck(String),
     /// The event has the right shape but a field could not be read.
     #[error("malformed {kind} event: {message}")]
     Malformed {
@@ -66,12 +73,29 @@ pub enum Event {
     FunctionUrl(Box<LambdaFunctionUrlRequest>),
     /// A Kinesis batch.
     Kinesis(KinesisEvent),
+    /// A scheduled (or manual) health check.
+    HealthCheck,
 }
+
+/// `source` of an EventBridge schedule's event.
+pub const SCHEDULE_SOURCE: &str = "aws.events";
+/// `detail-type` of an EventBridge schedule's event.
+pub const SCHEDULE_DETAIL_TYPE: &str = "Scheduled Event";
+/// The member and value of a manual health-check event: `{"outpost": "health-check"}`.
+pub const HEALTH_CHECK_EVENT: (&str, &str) = ("outpost", "health-check");
 
 impl Event {
     /// Tell the sources apart by shape: Kinesis batches have `Records` from `aws:kinesis`,
-    /// Function URL requests have `requestContext.http`.
+    /// Function URL requests have `requestContext.http`, a schedule's events have `source`
+    /// [`SCHEDULE_SOURCE`] and `detail-type` [`SCHEDULE_DETAIL_TYPE`], and a manual health
+    /// check is [`HEALTH_CHECK_EVENT`].
     pub fn parse(value: Value) -> Result<Self, LambdaError> {
+        let member = |key: &str| value.get(key).and_then(Value::as_str);
+        let scheduled = member("source") == Some(SCHEDULE_SOURCE)
+            && member("detail-type") == Some(SCHEDULE_DETAIL_TYPE);
+        if scheduled || member(HEALTH_CHECK_EVENT.0) == Some(HEALTH_CHECK_EVENT.1) {
+            return Ok(Event::HealthCheck);
+        }
         if let Some(records) = value.get("Records").and_then(Value::as_array) {
             let all_kinesis = records
                 .iter()
@@ -212,6 +236,14 @@ impl LambdaFront {
                     "Kinesis batch"
                 );
                 serde_json::to_value(outcome.response())
+            }
+            Event::HealthCheck => {
+                let report = self
+                    .backend
+                    .health_check(timestamp::now_ms())
+                    .await
+                    .map_err(|e| LambdaError::HealthCheck(error::chain(&e)))?;
+                Ok(serde_json::json!({ "health_check": report }))
             }
         };
         response.map_err(|e| LambdaError::Malformed {
@@ -379,6 +411,39 @@ mod tests {
             Event::parse(json!({"hello": 1})),
             Err(LambdaError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn schedules_and_the_manual_event_are_health_checks() {
+        let scheduled = json!({
+            "version": "0",
+            "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": "2026-11-24T09:00:00Z",
+            "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/outpost-health"],
+            "detail": {}
+        });
+        assert!(matches!(Event::parse(scheduled), Ok(Event::HealthCheck)));
+        assert!(matches!(
+            Event::parse(json!({"outpost": "health-check"})),
+            Ok(Event::HealthCheck)
+        ));
+        for other in [
+            json!({"source": "aws.events", "detail-type": "EC2 Instance State-change Notification"}),
+            json!({"source": "aws.s3", "detail-type": "Scheduled Event"}),
+            json!({"outpost": "health"}),
+        ] {
+            assert!(
+                matches!(
+                    Event::parse(other.clone()),
+                    Err(LambdaError::Unsupported(_))
+                ),
+                "{other}"
+            );
+        }
     }
 
     #[test]

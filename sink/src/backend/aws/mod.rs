@@ -4,6 +4,7 @@
 //! [`AwsBackend`] implements the storage traits over the three. Its clients are built once per
 //! process (a Lambda container reuses them across invocations). Settings come from the
 //! environment ([`settings`]); credentials, region and endpoint from the standard AWS chain.
+//! [`AwsBackend::health_check`] runs the scheduled health check ([`crate::health`]) over them.
 
 pub mod cloudwatch;
 pub mod dynamo;
@@ -12,12 +13,13 @@ pub mod settings;
 
 use crate::backend::{HostSummary, LogStore, MetricStore, MetricWrite, PointQuery, StoredPoint};
 use crate::error::{BoxError, StorageError};
+use crate::health::{self, HealthReport, Thresholds};
 use crate::key::LogObjectKey;
 
 pub use cloudwatch::CloudWatch;
 pub use dynamo::DynamoMetrics;
 pub use s3::S3Logs;
-pub use settings::{AwsSettings, CloudWatchMode, Encryption};
+pub use settings::{AwsSettings, CloudWatchMode, CloudWatchScope, Encryption};
 
 /// Service names in errors.
 pub mod service {
@@ -61,6 +63,7 @@ pub struct AwsBackend {
     logs: S3Logs,
     metrics: DynamoMetrics,
     cloudwatch: CloudWatch,
+    health: Thresholds,
 }
 
 impl AwsBackend {
@@ -81,11 +84,13 @@ impl AwsBackend {
         );
         let client = (settings.cloudwatch == CloudWatchMode::PutMetricData)
             .then(|| aws_sdk_cloudwatch::Client::new(sdk));
-        let cloudwatch = CloudWatch::new(settings.cloudwatch, settings.namespace.clone(), client);
+        let cloudwatch = CloudWatch::new(settings.cloudwatch, settings.namespace.clone(), client)
+            .with_scope(settings.scope);
         Self {
             logs,
             metrics,
             cloudwatch,
+            health: settings.health,
         }
     }
 
@@ -102,6 +107,13 @@ impl AwsBackend {
     /// The CloudWatch publisher.
     pub fn cloudwatch(&self) -> &CloudWatch {
         &self.cloudwatch
+    }
+
+    /// Run the health check at `now_ms` with the configured thresholds: the `#hosts` items of
+    /// DynamoDB in, `pipeline.*` metrics out through the CloudWatch publisher (see
+    /// [`health::run`]).
+    pub async fn health_check(&self, now_ms: i64) -> Result<HealthReport, StorageError> {
+        health::run(self, &self.cloudwatch, &self.health, now_ms).await
     }
 }
 

@@ -1,11 +1,13 @@
 //! The AWS backends' settings, read from the environment the way the Lambda function is
 //! configured: `OUTPOST_BUCKET`, `OUTPOST_TABLE`, `OUTPOST_METRICS_NAMESPACE`,
-//! `OUTPOST_CLOUDWATCH_MODE`, `OUTPOST_METRICS_RETENTION_DAYS`, `OUTPOST_S3_SSE`,
-//! `OUTPOST_S3_KMS_KEY_ID`. Credentials, region and endpoints come from the standard AWS
+//! `OUTPOST_CLOUDWATCH_MODE`, `OUTPOST_CLOUDWATCH_SCOPE`, `OUTPOST_METRICS_RETENTION_DAYS`,
+//! `OUTPOST_S3_SSE`, `OUTPOST_S3_KMS_KEY_ID`, and the health check's thresholds
+//! `OUTPOST_SILENT_AFTER_MINUTES`, `OUTPOST_CPU_THRESHOLD`, `OUTPOST_MEMORY_THRESHOLD`. Credentials, region and endpoints come from the standard AWS
 //! variables through `aws-config`. Pure: [`AwsSettings::from_lookup`] takes the variables as a
 //! function, so tests need no process environment.
 
 use crate::error::ConfigError;
+use crate::health::Thresholds;
 
 /// Bucket for log objects and dead letters.
 pub const ENV_BUCKET: &str = "OUTPOST_BUCKET";
@@ -15,6 +17,14 @@ pub const ENV_TABLE: &str = "OUTPOST_TABLE";
 pub const ENV_NAMESPACE: &str = "OUTPOST_METRICS_NAMESPACE";
 /// `emf`, `put_metric_data` or `off`.
 pub const ENV_CLOUDWATCH_MODE: &str = "OUTPOST_CLOUDWATCH_MODE";
+/// `per_host` or `fleet`: whether CloudWatch series carry the `Host` dimension.
+pub const ENV_CLOUDWATCH_SCOPE: &str = "OUTPOST_CLOUDWATCH_SCOPE";
+/// Minutes without a batch after which the health check counts a host as silent.
+pub const ENV_SILENT_AFTER_MINUTES: &str = "OUTPOST_SILENT_AFTER_MINUTES";
+/// CPU utilization (percent) above which the health check counts a host as over CPU.
+pub const ENV_CPU_THRESHOLD: &str = "OUTPOST_CPU_THRESHOLD";
+/// Memory utilization (percent) above which the health check counts a host as over memory.
+pub const ENV_MEMORY_THRESHOLD: &str = "OUTPOST_MEMORY_THRESHOLD";
 /// Days a metric point is kept in DynamoDB (its TTL).
 pub const ENV_RETENTION_DAYS: &str = "OUTPOST_METRICS_RETENTION_DAYS";
 /// Server-side encryption of log objects: `AES256` (SSE-S3) or `aws:kms`.
@@ -52,6 +62,32 @@ impl CloudWatchMode {
     }
 }
 
+/// Which series the CloudWatch metrics are published as.
+///
+/// In both scopes the dimensionless fleet totals `log.lines`, `log.error_lines` (summed over
+/// services) and `agent.heartbeat` are published as well.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CloudWatchScope {
+    /// Every metric with the dimension `Host` before its own: per-host graphs and alarms; the
+    /// bill grows with hosts × series.
+    #[default]
+    PerHost,
+    /// The `Host` dimension dropped, own dimensions kept: the values of all hosts meet in one
+    /// series, so CloudWatch's Maximum or p95 over a minute is the fleet's. Per-host detail
+    /// stays in DynamoDB.
+    Fleet,
+}
+
+impl CloudWatchScope {
+    /// The value of `OUTPOST_CLOUDWATCH_SCOPE` that selects this scope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PerHost => "per_host",
+            Self::Fleet => "fleet",
+        }
+    }
+}
+
 /// Server-side encryption requested for every log object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Encryption {
@@ -65,7 +101,7 @@ pub enum Encryption {
 }
 
 /// Everything the AWS backends need besides the SDK's own configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AwsSettings {
     /// `OUTPOST_BUCKET`.
     pub bucket: String,
@@ -75,10 +111,14 @@ pub struct AwsSettings {
     pub namespace: String,
     /// `OUTPOST_CLOUDWATCH_MODE`.
     pub cloudwatch: CloudWatchMode,
+    /// `OUTPOST_CLOUDWATCH_SCOPE`.
+    pub scope: CloudWatchScope,
     /// `OUTPOST_METRICS_RETENTION_DAYS`.
     pub retention_days: u32,
     /// `OUTPOST_S3_SSE` and `OUTPOST_S3_KMS_KEY_ID`.
     pub encryption: Encryption,
+    /// `OUTPOST_SILENT_AFTER_MINUTES`, `OUTPOST_CPU_THRESHOLD` and `OUTPOST_MEMORY_THRESHOLD`.
+    pub health: Thresholds,
 }
 
 impl AwsSettings {
@@ -125,6 +165,16 @@ impl AwsSettings {
                 });
             }
         };
+        let scope = match get(ENV_CLOUDWATCH_SCOPE).as_deref() {
+            None | Some("per_host") => CloudWatchScope::PerHost,
+            Some("fleet") => CloudWatchScope::Fleet,
+            Some(other) => {
+                return Err(ConfigError::Env {
+                    var: ENV_CLOUDWATCH_SCOPE,
+                    message: format!("`{other}` is not one of per_host, fleet"),
+                });
+            }
+        };
         let retention_days = match get(ENV_RETENTION_DAYS) {
             None => DEFAULT_RETENTION_DAYS,
             Some(v) => v
@@ -156,16 +206,51 @@ impl AwsSettings {
                 });
             }
         };
+        let defaults = Thresholds::default();
+        let silent_after_minutes = match get(ENV_SILENT_AFTER_MINUTES) {
+            None => defaults.silent_after_minutes,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|m| (1..=MAX_SILENT_AFTER_MINUTES).contains(m))
+                .ok_or_else(|| ConfigError::Env {
+                    var: ENV_SILENT_AFTER_MINUTES,
+                    message: format!(
+                        "`{v}` is not a number of minutes from 1 to {MAX_SILENT_AFTER_MINUTES}"
+                    ),
+                })?,
+        };
+        let percent = |var: &'static str, default: f64| match get(var) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|p| (0.0..=100.0).contains(p))
+                .ok_or_else(|| ConfigError::Env {
+                    var,
+                    message: format!("`{v}` is not a percentage from 0 to 100"),
+                }),
+        };
+        let health = Thresholds {
+            silent_after_minutes,
+            cpu_percent: percent(ENV_CPU_THRESHOLD, defaults.cpu_percent)?,
+            memory_percent: percent(ENV_MEMORY_THRESHOLD, defaults.memory_percent)?,
+        };
         Ok(Self {
             bucket,
             table,
             namespace,
             cloudwatch,
+            scope,
             retention_days,
             encryption,
+            health,
         })
     }
 }
+
+/// Largest `OUTPOST_SILENT_AFTER_MINUTES`: a week.
+pub const MAX_SILENT_AFTER_MINUTES: u32 = 7 * 24 * 60;
 
 #[cfg(test)]
 mod tests {
@@ -189,6 +274,8 @@ mod tests {
         assert_eq!(s.cloudwatch, CloudWatchMode::PutMetricData);
         assert_eq!(s.retention_days, 30);
         assert_eq!(s.encryption, Encryption::S3Managed);
+        assert_eq!(s.scope, CloudWatchScope::PerHost);
+        assert_eq!(s.health, Thresholds::default());
         let mut vars = BASE.to_vec();
         vars.push((ENV_LAMBDA_FUNCTION_NAME, "outpost-sink"));
         assert_eq!(settings(&vars).unwrap().cloudwatch, CloudWatchMode::Emf);
@@ -205,6 +292,21 @@ mod tests {
             (&[(ENV_BUCKET, "")], ENV_BUCKET),
             (&[(ENV_BUCKET, "b"), (ENV_TABLE, "  ")], ENV_TABLE),
             (&[(ENV_CLOUDWATCH_MODE, "statsd")], ENV_CLOUDWATCH_MODE),
+            (&[(ENV_CLOUDWATCH_SCOPE, "per-host")], ENV_CLOUDWATCH_SCOPE),
+            (&[(ENV_CLOUDWATCH_SCOPE, "Fleet")], ENV_CLOUDWATCH_SCOPE),
+            (&[(ENV_SILENT_AFTER_MINUTES, "0")], ENV_SILENT_AFTER_MINUTES),
+            (
+                &[(ENV_SILENT_AFTER_MINUTES, "10081")],
+                ENV_SILENT_AFTER_MINUTES,
+            ),
+            (
+                &[(ENV_SILENT_AFTER_MINUTES, "2.5")],
+                ENV_SILENT_AFTER_MINUTES,
+            ),
+            (&[(ENV_CPU_THRESHOLD, "101")], ENV_CPU_THRESHOLD),
+            (&[(ENV_CPU_THRESHOLD, "NaN")], ENV_CPU_THRESHOLD),
+            (&[(ENV_MEMORY_THRESHOLD, "-1")], ENV_MEMORY_THRESHOLD),
+            (&[(ENV_MEMORY_THRESHOLD, "85%")], ENV_MEMORY_THRESHOLD),
             (&[(ENV_RETENTION_DAYS, "0")], ENV_RETENTION_DAYS),
             (&[(ENV_RETENTION_DAYS, "a week")], ENV_RETENTION_DAYS),
             (&[(ENV_NAMESPACE, "AWS/EC2")], ENV_NAMESPACE),
@@ -226,6 +328,29 @@ mod tests {
             let error = settings(&vars).unwrap_err();
             assert!(error.to_string().starts_with(var), "{var}: {error}");
         }
+    }
+
+    #[test]
+    fn scope_and_health_thresholds() {
+        let mut vars = BASE.to_vec();
+        vars.push((ENV_CLOUDWATCH_SCOPE, "fleet"));
+        vars.push((ENV_SILENT_AFTER_MINUTES, "10080"));
+        vars.push((ENV_CPU_THRESHOLD, "92.5"));
+        vars.push((ENV_MEMORY_THRESHOLD, " 0 "));
+        let s = settings(&vars).unwrap();
+        assert_eq!(s.scope, CloudWatchScope::Fleet);
+        assert_eq!(s.scope.as_str(), "fleet");
+        assert_eq!(
+            s.health,
+            Thresholds {
+                silent_after_minutes: 10_080,
+                cpu_percent: 92.5,
+                memory_percent: 0.0,
+            }
+        );
+        let mut vars = BASE.to_vec();
+        vars.push((ENV_CLOUDWATCH_SCOPE, "per_host"));
+        assert_eq!(settings(&vars).unwrap().scope, CloudWatchScope::PerHost);
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! Statistic sets per series and minute, and the checks that skip points CloudWatch refuses.
+//! Statistic sets per series and minute in either scope, the fleet totals, and the checks that
+//! skip points CloudWatch refuses.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::{HOST_DIMENSION, MAX_POINT_DIMENSIONS, MINUTE_MS};
 use crate::backend::MetricWrite;
+use crate::backend::aws::settings::CloudWatchScope;
 
 /// Longest metric name CloudWatch accepts, characters.
 pub const MAX_METRIC_NAME_LEN: usize = 255;
@@ -23,12 +25,13 @@ pub const MAX_AGE_MS: i64 = 14 * 24 * 3_600_000 - 5 * 60_000;
 /// two hours ahead; five minutes are kept for clock differences.
 pub const MAX_AHEAD_MS: i64 = 2 * 3_600_000 - 5 * 60_000;
 
-/// The statistics of one series (host, metric name, dimensions) in one minute.
+/// The statistics of one series (metric name and dimensions) in one minute.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatisticSet {
     /// Metric name.
     pub name: String,
-    /// `("Host", host)` first, then the point's dimensions, sorted by name.
+    /// `("Host", host)` first in the per-host scope, then the point's dimensions, sorted by
+    /// name; empty for a fleet total.
     pub dimensions: Vec<(String, String)>,
     /// Start of the minute, unix milliseconds.
     pub minute_ms: i64,
@@ -53,9 +56,10 @@ pub struct Skipped {
     pub not_finite: u64,
     /// More than [`MAX_POINT_DIMENSIONS`] dimensions.
     pub too_many_dimensions: u64,
-    /// A metric name, dimension name or value (the host's included) CloudWatch does not accept:
-    /// empty, too long, not printable ASCII (dimensions), a dimension named `Host`, or
-    /// dimensions that are not a JSON object of strings.
+    /// A metric name, dimension name or value (the host's included, in the per-host scope)
+    /// CloudWatch does not accept: empty, too long, not printable ASCII (dimensions), a
+    /// dimension named `Host` (in either scope), or dimensions that are not a JSON object of
+    /// strings.
     pub not_accepted: u64,
     /// The value's magnitude, or the sum of its series in the minute, is above
     /// [`MAX_ABS_VALUE`].
@@ -79,8 +83,8 @@ impl Skipped {
 /// What [`aggregate`] makes of a batch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Aggregation {
-    /// One set per series and minute, ordered by minute, then the dimensions' canonical JSON,
-    /// then name.
+    /// One set per series and minute, ordered by minute, then series without `Host` before
+    /// series with it, then the point's dimensions' canonical JSON, then name.
     pub sets: Vec<StatisticSet>,
     /// Points left out.
     pub skipped: Skipped,
@@ -147,16 +151,39 @@ fn parse_dimensions(json: &str) -> Result<Pairs, Refused> {
     Ok(map.into_iter().collect())
 }
 
+/// Metrics that are also published as dimensionless fleet totals, in both scopes: the values
+/// of a batch's points of one of these names at one time are summed (over services, for the
+/// log counters) into one value of the series without any dimension.
+pub const FLEET_TOTALS: [&str; 3] = ["log.lines", "log.error_lines", "agent.heartbeat"];
+
+/// A group's key: minute, whether the series carries the `Host` dimension, the point's
+/// dimensions (canonical JSON), metric name.
+type GroupKey<'a> = (i64, bool, &'a str, &'a str);
+
+/// The canonical JSON of no dimensions.
+const NO_DIMENSIONS: &str = "{}";
+
 /// Group a batch's points by series (name, dimensions) and minute (`ts_ms` floored to
-/// [`MINUTE_MS`]) into statistic sets for the batch's host, leaving out and counting the points
-/// CloudWatch would refuse (see [`Skipped`]). Points of one series in one minute with different
-/// units take the first one's unit. Pure and deterministic.
-pub fn aggregate(write: &MetricWrite) -> Aggregation {
+/// [`MINUTE_MS`]) into statistic sets, leaving out and counting the points CloudWatch would
+/// refuse (see [`Skipped`]). Points of one series in one minute with different units take the
+/// first one's unit. Pure and deterministic.
+///
+/// In [`CloudWatchScope::PerHost`] every series carries `("Host", host)` before the point's
+/// dimensions; in [`CloudWatchScope::Fleet`] it carries the point's dimensions only, so the
+/// sets of every host's batches meet in the same series. In both scopes the points named in
+/// [`FLEET_TOTALS`] also feed their dimensionless total (once: in the fleet scope a point
+/// without dimensions already is the total). A total counts a point whose own series is
+/// refused for its host or dimensions (the total carries neither); [`Skipped`] counts the
+/// points left out of their own series.
+pub fn aggregate(write: &MetricWrite, scope: CloudWatchScope) -> Aggregation {
+    let scoped = scope == CloudWatchScope::PerHost;
     let mut skipped = Skipped::default();
-    let host_accepted = dimension_value_accepted(&write.host);
+    let host_accepted = !scoped || dimension_value_accepted(&write.host);
     let oldest = write.received_ms.saturating_sub(MAX_AGE_MS);
     let newest = write.received_ms.saturating_add(MAX_AHEAD_MS);
-    let mut groups: BTreeMap<(i64, &str, &str), Accumulator> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey<'_>, Accumulator> = BTreeMap::new();
+    // (name, ts) of a total to the sum of its points' values and the first one's unit.
+    let mut totals: BTreeMap<(&str, i64), (f64, &'static str)> = BTreeMap::new();
     for point in &write.points {
         let Some(value) = point.value else {
             skipped.not_finite += 1;
@@ -170,34 +197,51 @@ pub fn aggregate(write: &MetricWrite) -> Aggregation {
             skipped.time_out_of_range += 1;
             continue;
         }
-        if !host_accepted || !metric_name_accepted(&point.name) {
-            skipped.not_accepted += 1;
-            continue;
-        }
         let value = if value.abs() < MIN_ABS_VALUE {
             0.0
         } else {
             value
         };
-        let minute = point.ts_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
-        let acc = groups
-            .entry((minute, point.dimensions.as_str(), point.name.as_str()))
-            .or_insert_with(|| Accumulator {
-                unit: point.unit,
-                sum: 0.0,
-                min: value,
-                max: value,
-                values: Vec::new(),
-            });
-        acc.sum += value;
-        acc.min = acc.min.min(value);
-        acc.max = acc.max.max(value);
-        acc.values.push(value);
+        let is_total = FLEET_TOTALS.contains(&point.name.as_str());
+        if is_total && (scoped || point.dimensions != NO_DIMENSIONS) {
+            totals
+                .entry((point.name.as_str(), point.ts_ms))
+                .or_insert((0.0, point.unit))
+                .0 += value;
+        }
+        if !host_accepted || !metric_name_accepted(&point.name) {
+            skipped.not_accepted += 1;
+            continue;
+        }
+        let minute = minute_of(point.ts_ms);
+        add(
+            &mut groups,
+            (
+                minute,
+                scoped,
+                point.dimensions.as_str(),
+                point.name.as_str(),
+            ),
+            point.unit,
+            value,
+        );
+    }
+    for ((name, ts_ms), (sum, unit)) in totals {
+        // A sum of in-range values may leave the range; such a total is left out (its points
+        // are in their own series).
+        if in_range(sum) {
+            add(
+                &mut groups,
+                (minute_of(ts_ms), false, NO_DIMENSIONS, name),
+                unit,
+                sum,
+            );
+        }
     }
 
     let mut parsed: HashMap<&str, Result<Pairs, Refused>> = HashMap::new();
     let mut sets = Vec::with_capacity(groups.len());
-    for ((minute_ms, dims_json, name), acc) in groups {
+    for ((minute_ms, host_scoped, dims_json, name), acc) in groups {
         let count = acc.values.len() as u64;
         let dims = parsed
             .entry(dims_json)
@@ -218,7 +262,9 @@ pub fn aggregate(write: &MetricWrite) -> Aggregation {
             continue;
         }
         let mut dimensions = Vec::with_capacity(dims.len() + 1);
-        dimensions.push((HOST_DIMENSION.to_owned(), write.host.clone()));
+        if host_scoped {
+            dimensions.push((HOST_DIMENSION.to_owned(), write.host.clone()));
+        }
         dimensions.extend(dims.iter().cloned());
         sets.push(StatisticSet {
             name: name.to_owned(),
@@ -235,10 +281,57 @@ pub fn aggregate(write: &MetricWrite) -> Aggregation {
     Aggregation { sets, skipped }
 }
 
+/// The start of `ts_ms`'s minute.
+fn minute_of(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(MINUTE_MS) * MINUTE_MS
+}
+
+/// Add `value` to the group `key` (created with `unit`).
+fn add<'a>(
+    groups: &mut BTreeMap<GroupKey<'a>, Accumulator>,
+    key: GroupKey<'a>,
+    unit: &'static str,
+    value: f64,
+) {
+    let acc = groups.entry(key).or_insert_with(|| Accumulator {
+        unit,
+        sum: 0.0,
+        min: value,
+        max: value,
+        values: Vec::new(),
+    });
+    acc.sum += value;
+    acc.min = acc.min.min(value);
+    acc.max = acc.max.max(value);
+    acc.values.push(value);
+}
+
+/// A statistic set of one value (for the health check's metrics).
+pub fn single(
+    name: &str,
+    dimensions: Vec<(String, String)>,
+    minute_ms: i64,
+    unit: &'static str,
+    value: f64,
+) -> StatisticSet {
+    StatisticSet {
+        name: name.to_owned(),
+        dimensions,
+        minute_ms,
+        unit,
+        sample_count: 1,
+        sum: value,
+        min: value,
+        max: value,
+        values: vec![value],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::aws::cloudwatch::test_support::{T0, point, write};
+    use crate::backend::PointRow;
+    use crate::backend::aws::cloudwatch::test_support::{T0, per_host, point, write};
 
     fn dims_of(json: &str) -> Vec<(String, String)> {
         let mut dims = vec![(HOST_DIMENSION.to_owned(), "web-1".to_owned())];
@@ -254,7 +347,7 @@ mod tests {
 
     #[test]
     fn groups_per_series_and_minute() {
-        let agg = aggregate(&write(vec![
+        let agg = per_host(&write(vec![
             point("disk.used", r#"{"mount":"/"}"#, T0 + 59_999, Some(3.0)),
             point("disk.used", r#"{"mount":"/"}"#, T0, Some(1.0)),
             point("disk.used", r#"{"mount":"/"}"#, T0 + 30_000, Some(-2.0)),
@@ -326,7 +419,7 @@ mod tests {
     fn minutes_floor_before_the_epoch() {
         let mut w = write(vec![point("m", "{}", -1, Some(1.0))]);
         w.received_ms = 0;
-        assert_eq!(aggregate(&w).sets[0].minute_ms, -MINUTE_MS);
+        assert_eq!(per_host(&w).sets[0].minute_ms, -MINUTE_MS);
     }
 
     fn many_dims(n: usize) -> String {
@@ -338,7 +431,7 @@ mod tests {
 
     #[test]
     fn skips_not_finite_and_too_many_dimensions() {
-        let agg = aggregate(&write(vec![
+        let agg = per_host(&write(vec![
             point("a", "{}", T0, None),
             point("a", "{}", T0, Some(1.0)),
             point("b", &many_dims(29), T0, Some(1.0)),
@@ -362,7 +455,7 @@ mod tests {
     #[test]
     fn skips_what_cloudwatch_refuses() {
         let long_name = "n".repeat(256);
-        let agg = aggregate(&write(vec![
+        let agg = per_host(&write(vec![
             point("ok", r#"{"mount":"/"}"#, T0, Some(1e-300)),
             point("huge", "{}", T0, Some(1e200)),
             point("sum.huge", "{}", T0, Some(MAX_ABS_VALUE)),
@@ -397,6 +490,165 @@ mod tests {
 
         let mut w = write(vec![point("a", "{}", T0, Some(1.0))]);
         w.host = "hôte".into();
-        assert_eq!(aggregate(&w).skipped.not_accepted, 1);
+        assert_eq!(per_host(&w).skipped.not_accepted, 1);
+    }
+
+    fn count_point(name: &str, dims: &str, ts_ms: i64, value: f64) -> PointRow {
+        PointRow {
+            unit: "Count",
+            ..point(name, dims, ts_ms, Some(value))
+        }
+    }
+
+    /// (name, dimensions as `k=v`, minute, values) of each set.
+    fn summary(agg: &Aggregation) -> Vec<(String, Vec<String>, i64, Vec<f64>)> {
+        agg.sets
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.dimensions
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect(),
+                    s.minute_ms,
+                    s.values.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn owned(rows: &[(&str, &[&str], i64, &[f64])]) -> Vec<(String, Vec<String>, i64, Vec<f64>)> {
+        rows.iter()
+            .map(|(n, d, m, v)| {
+                (
+                    (*n).to_owned(),
+                    d.iter().map(|x| (*x).to_owned()).collect(),
+                    *m,
+                    v.to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    fn telemetry() -> MetricWrite {
+        write(vec![
+            count_point("log.lines", r#"{"service":"api"}"#, T0, 10.0),
+            count_point("log.lines", r#"{"service":"db"}"#, T0, 5.0),
+            count_point("log.error_lines", r#"{"service":"api"}"#, T0, 1.0),
+            count_point("log.error_lines", r#"{"service":"db"}"#, T0, 0.0),
+            count_point("agent.heartbeat", "{}", T0, 1.0),
+            count_point("log.lines", r#"{"service":"api"}"#, T0 + 30_000, 7.0),
+            count_point("log.lines", r#"{"service":"db"}"#, T0 + 30_000, 2.0),
+            count_point("agent.heartbeat", "{}", T0 + 30_000, 1.0),
+            point("cpu.utilization", r#"{"cpu":"total"}"#, T0, Some(50.0)),
+        ])
+    }
+
+    #[test]
+    fn per_host_scope_adds_dimensionless_totals() {
+        let agg = aggregate(&telemetry(), CloudWatchScope::PerHost);
+        assert_eq!(agg.skipped, Skipped::default());
+        let host = "Host=web-1";
+        assert_eq!(
+            summary(&agg),
+            owned(&[
+                // The totals: per time, the sum over services; no dimension at all.
+                ("agent.heartbeat", &[], T0, &[1.0, 1.0]),
+                ("log.error_lines", &[], T0, &[1.0]),
+                ("log.lines", &[], T0, &[15.0, 9.0]),
+                // Then the host's series, by dimensions JSON (`{}` after `{"...`).
+                ("cpu.utilization", &[host, "cpu=total"], T0, &[50.0]),
+                ("log.error_lines", &[host, "service=api"], T0, &[1.0]),
+                ("log.lines", &[host, "service=api"], T0, &[10.0, 7.0]),
+                ("log.error_lines", &[host, "service=db"], T0, &[0.0]),
+                ("log.lines", &[host, "service=db"], T0, &[5.0, 2.0]),
+                ("agent.heartbeat", &[host], T0, &[1.0, 1.0]),
+            ])
+        );
+        let total = &agg.sets[2];
+        assert_eq!(
+            (total.sum, total.unit, total.sample_count),
+            (24.0, "Count", 2)
+        );
+    }
+
+    #[test]
+    fn fleet_scope_drops_the_host_and_keeps_one_heartbeat_series() {
+        let agg = aggregate(&telemetry(), CloudWatchScope::Fleet);
+        assert_eq!(agg.skipped, Skipped::default());
+        assert_eq!(
+            summary(&agg),
+            owned(&[
+                ("cpu.utilization", &["cpu=total"], T0, &[50.0]),
+                ("log.error_lines", &["service=api"], T0, &[1.0]),
+                ("log.lines", &["service=api"], T0, &[10.0, 7.0]),
+                ("log.error_lines", &["service=db"], T0, &[0.0]),
+                ("log.lines", &["service=db"], T0, &[5.0, 2.0]),
+                // The heartbeat has no dimensions of its own: its series is the total, once.
+                ("agent.heartbeat", &[], T0, &[1.0, 1.0]),
+                ("log.error_lines", &[], T0, &[1.0]),
+                ("log.lines", &[], T0, &[15.0, 9.0]),
+            ])
+        );
+        assert!(
+            agg.sets
+                .iter()
+                .all(|s| s.dimensions.iter().all(|(k, _)| k != HOST_DIMENSION))
+        );
+    }
+
+    #[test]
+    fn fleet_series_of_two_hosts_carry_both_values() {
+        // Two hosts' batches in one minute: the same series (no Host), so CloudWatch's
+        // statistics over the minute are the fleet's.
+        let mut a = write(vec![point(
+            "cpu.utilization",
+            r#"{"cpu":"total"}"#,
+            T0,
+            Some(20.0),
+        )]);
+        let mut b = a.clone();
+        a.host = "web-1".into();
+        b.host = "web-2".into();
+        b.points[0].value = Some(90.0);
+        let sets: Vec<StatisticSet> = [a, b]
+            .iter()
+            .flat_map(|w| aggregate(w, CloudWatchScope::Fleet).sets)
+            .collect();
+        assert_eq!(sets.len(), 2);
+        assert_eq!(sets[0].dimensions, sets[1].dimensions);
+        assert_eq!(sets[0].name, sets[1].name);
+        assert_eq!(sets[0].minute_ms, sets[1].minute_ms);
+        // A host name CloudWatch would refuse as a dimension does not matter without `Host`.
+        let mut w = write(vec![point("a", "{}", T0, Some(1.0))]);
+        w.host = "hôte".into();
+        assert_eq!(
+            aggregate(&w, CloudWatchScope::Fleet).skipped,
+            Skipped::default()
+        );
+    }
+
+    #[test]
+    fn totals_count_points_whose_own_series_is_refused() {
+        let mut w = write(vec![
+            count_point("log.lines", r#"{"service":"café"}"#, T0, 3.0),
+            count_point("log.lines", r#"{"service":"api"}"#, T0, 4.0),
+            PointRow {
+                value: None,
+                ..count_point("log.lines", r#"{"service":"api"}"#, T0, 0.0)
+            },
+        ]);
+        w.host = "hôte".into();
+        let agg = aggregate(&w, CloudWatchScope::PerHost);
+        assert_eq!(
+            agg.skipped,
+            Skipped {
+                not_finite: 1,
+                not_accepted: 2,
+                ..Skipped::default()
+            }
+        );
+        assert_eq!(summary(&agg), owned(&[("log.lines", &[], T0, &[7.0])]));
     }
 }

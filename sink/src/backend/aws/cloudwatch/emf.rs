@@ -145,12 +145,12 @@ fn emf_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::aws::cloudwatch::test_support::{T0, parse, point, set, write};
-    use crate::backend::aws::cloudwatch::{MINUTE_MS, aggregate};
+    use crate::backend::aws::cloudwatch::MINUTE_MS;
+    use crate::backend::aws::cloudwatch::test_support::{T0, parse, per_host, point, set, write};
 
     #[test]
     fn emf_line_structure() {
-        let agg = aggregate(&write(vec![
+        let agg = per_host(&write(vec![
             point("disk.used", r#"{"mount":"/"}"#, T0, Some(1.0)),
             point("disk.free", r#"{"mount":"/"}"#, T0, Some(9.0)),
             point("disk.used", r#"{"mount":"/"}"#, T0 + 1, Some(2.0)),
@@ -286,5 +286,41 @@ mod tests {
         let lines = emf_lines("ns", &sets);
         assert_eq!(lines.len(), 2);
         assert_eq!(parse(&lines[1])["m"], json!([2.0]));
+    }
+
+    #[test]
+    fn emf_dimensionless_sets_have_an_empty_dimension_set() {
+        let sets = [
+            set("log.lines", &[], T0, vec![15.0, 9.0]),
+            set("agent.heartbeat", &[], T0, vec![1.0]),
+            set("log.lines", &[("service", "api")], T0, vec![10.0]),
+        ];
+        let lines = emf_lines("Outpost", &sets);
+        assert_eq!(lines.len(), 2);
+        let totals = parse(&lines[0]);
+        assert_eq!(
+            totals,
+            json!({
+                "_aws": {
+                    "Timestamp": T0,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "Outpost",
+                        "Dimensions": [[]],
+                        "Metrics": [
+                            {"Name": "log.lines", "Unit": "Count"},
+                            {"Name": "agent.heartbeat", "Unit": "Count"},
+                        ],
+                    }],
+                },
+                "log.lines": [15.0, 9.0],
+                "agent.heartbeat": [1.0],
+            })
+        );
+        let per_service = parse(&lines[1]);
+        assert_eq!(
+            per_service["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["service"]])
+        );
+        assert_eq!(per_service["service"], "api");
     }
 }

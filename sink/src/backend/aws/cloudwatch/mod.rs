@@ -1,9 +1,23 @@
-//! CloudWatch custom metrics: each batch's points aggregated per host, series and minute
+//! CloudWatch custom metrics: each batch's points aggregated per series and minute
 //! ([`aggregate`]), then published as Embedded Metric Format lines ([`emf_lines`]) or through
-//! `PutMetricData` ([`metric_data_calls`]) by [`CloudWatch::publish`].
+//! `PutMetricData` ([`metric_data_calls`]) by [`CloudWatch::publish`]. The health check's
+//! metrics go the same way ([`CloudWatch::publish_values`]).
 //!
-//! Every metric carries a `Host` dimension (the batch's host) before the point's own dimensions,
-//! so a point may have at most [`MAX_POINT_DIMENSIONS`] of its own (CloudWatch allows 30).
+//! # The two scopes
+//!
+//! - **`per_host`** (the default): every metric carries a `Host` dimension (the batch's host)
+//!   before the point's own dimensions. Per-host graphs and alarms; one billed metric per
+//!   host × series.
+//! - **`fleet`**: the `Host` dimension is dropped and the point's own dimensions kept, so the
+//!   values of every host meet in one series per minute: CloudWatch's Maximum, Average or p95 of
+//!   that minute are the fleet's (in EMF each line carries one batch's values, and CloudWatch
+//!   merges the lines of all invocations; in `PutMetricData` it merges the statistic sets).
+//!   The bill no longer grows with the number of hosts; per-host detail stays in DynamoDB.
+//!
+//! In both scopes the metrics of [`FLEET_TOTALS`] are also published as dimensionless totals
+//! (`log.lines` and `log.error_lines` summed over services, `agent.heartbeat`), so the standard
+//! alarms work whichever scope is chosen. A point may have at most [`MAX_POINT_DIMENSIONS`]
+//! dimensions of its own in either scope (CloudWatch allows 30, `Host` included).
 //!
 //! # The two modes
 //!
@@ -42,12 +56,12 @@ use aws_sdk_cloudwatch::Client;
 use tracing::{debug, error, warn};
 
 use crate::backend::MetricWrite;
-use crate::backend::aws::settings::CloudWatchMode;
+use crate::backend::aws::settings::{CloudWatchMode, CloudWatchScope};
 use crate::backend::aws::{remote, service};
 use crate::error::chain;
 
 pub use aggregate::{
-    Aggregation, MAX_ABS_VALUE, MAX_AGE_MS, MAX_AHEAD_MS, MAX_DIMENSION_NAME_LEN,
+    Aggregation, FLEET_TOTALS, MAX_ABS_VALUE, MAX_AGE_MS, MAX_AHEAD_MS, MAX_DIMENSION_NAME_LEN,
     MAX_DIMENSION_VALUE_LEN, MAX_METRIC_NAME_LEN, MIN_ABS_VALUE, Skipped, StatisticSet, aggregate,
 };
 pub use emf::{
@@ -59,14 +73,16 @@ pub use put::{
     metric_data_calls,
 };
 
-/// Name of the dimension that carries the batch's host.
+/// Name of the dimension that carries the batch's host (in the per-host scope).
 pub const HOST_DIMENSION: &str = "Host";
-/// Dimensions a point may have besides [`HOST_DIMENSION`] (CloudWatch allows 30 a metric).
+/// Dimensions a point may have besides [`HOST_DIMENSION`] (CloudWatch allows 30 a metric); the
+/// same in the fleet scope, so that a point publishes alike in both.
 pub const MAX_POINT_DIMENSIONS: usize = 29;
 /// Length of the aggregation period, milliseconds.
 pub const MINUTE_MS: i64 = 60_000;
 
-/// Publishes each batch's metrics to CloudWatch in the configured [`CloudWatchMode`].
+/// Publishes each batch's metrics to CloudWatch in the configured [`CloudWatchMode`] and
+/// [`CloudWatchScope`].
 ///
 /// Publishing never fails the batch: DynamoDB holds the record of every point, and CloudWatch
 /// metrics are derived from it for alarms. Failing the batch would make the client (or the
@@ -75,6 +91,7 @@ pub const MINUTE_MS: i64 = 60_000;
 /// its error chain and counted ([`CloudWatch::failures`]); its metrics are lost to CloudWatch.
 pub struct CloudWatch {
     mode: CloudWatchMode,
+    scope: CloudWatchScope,
     namespace: String,
     client: Option<Client>,
     emf: Mutex<Box<dyn Write + Send>>,
@@ -86,6 +103,7 @@ impl fmt::Debug for CloudWatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CloudWatch")
             .field("mode", &self.mode)
+            .field("scope", &self.scope)
             .field("namespace", &self.namespace)
             .field("client", &self.client.is_some())
             .field("failures", &self.failures)
@@ -97,7 +115,8 @@ impl fmt::Debug for CloudWatch {
 impl CloudWatch {
     /// A publisher to `namespace`. `client` is used in [`CloudWatchMode::PutMetricData`] only;
     /// that mode without a client is logged once here, and then publishes nothing (each
-    /// batch with metrics counts as a failure). EMF goes to stdout.
+    /// batch with metrics counts as a failure). EMF goes to stdout. The scope is
+    /// [`CloudWatchScope::PerHost`] unless [`CloudWatch::with_scope`] says otherwise.
     pub fn new(mode: CloudWatchMode, namespace: String, client: Option<Client>) -> Self {
         if mode == CloudWatchMode::PutMetricData && client.is_none() {
             error!(
@@ -107,12 +126,19 @@ impl CloudWatch {
         }
         Self {
             mode,
+            scope: CloudWatchScope::default(),
             namespace,
             client,
             emf: Mutex::new(Box::new(std::io::stdout())),
             failures: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
         }
+    }
+
+    /// Publish in `scope`.
+    pub fn with_scope(mut self, scope: CloudWatchScope) -> Self {
+        self.scope = scope;
+        self
     }
 
     /// Write EMF lines to `writer` instead of stdout (for tests).
@@ -124,6 +150,11 @@ impl CloudWatch {
     /// The mode.
     pub fn mode(&self) -> CloudWatchMode {
         self.mode
+    }
+
+    /// The scope.
+    pub fn scope(&self) -> CloudWatchScope {
+        self.scope
     }
 
     /// `PutMetricData` calls and EMF writes that failed (and batches that found no client).
@@ -143,14 +174,33 @@ impl CloudWatch {
         if self.mode == CloudWatchMode::Off {
             return;
         }
-        let Aggregation { sets, skipped } = aggregate(write);
+        let Aggregation { sets, skipped } = aggregate(write, self.scope);
         self.note_skipped(&write.host, &skipped);
+        self.publish_sets(&write.host, &sets).await;
+    }
+
+    /// Publish dimensionless values (name, value; unit `Count`) at `now_ms`'s minute, whatever
+    /// the scope: the health check's metrics. Never fails, like [`CloudWatch::publish`]; its
+    /// log lines name the host `(health check)`.
+    pub async fn publish_values(&self, values: &[(&str, f64)], now_ms: i64) {
+        if self.mode == CloudWatchMode::Off {
+            return;
+        }
+        let minute_ms = now_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+        let sets: Vec<StatisticSet> = values
+            .iter()
+            .map(|(name, value)| aggregate::single(name, Vec::new(), minute_ms, "Count", *value))
+            .collect();
+        self.publish_sets("(health check)", &sets).await;
+    }
+
+    async fn publish_sets(&self, host: &str, sets: &[StatisticSet]) {
         if sets.is_empty() {
             return;
         }
         match self.mode {
-            CloudWatchMode::Emf => self.write_emf(&write.host, &sets),
-            CloudWatchMode::PutMetricData => self.put_metric_data(&write.host, &sets).await,
+            CloudWatchMode::Emf => self.write_emf(host, sets),
+            CloudWatchMode::PutMetricData => self.put_metric_data(host, sets).await,
             CloudWatchMode::Off => {}
         }
     }
@@ -246,7 +296,8 @@ impl CloudWatch {
 mod test_support {
     use serde_json::Value;
 
-    use super::{MINUTE_MS, StatisticSet};
+    use super::{Aggregation, MINUTE_MS, StatisticSet, aggregate};
+    use crate::backend::aws::settings::CloudWatchScope;
     use crate::backend::{MetricWrite, PointRow};
 
     pub(super) const T0: i64 = 1_700_000_040_000; // a minute boundary
@@ -270,6 +321,10 @@ mod test_support {
             received_ms: T0 + 5 * MINUTE_MS,
             points,
         }
+    }
+
+    pub(super) fn per_host(write: &MetricWrite) -> Aggregation {
+        aggregate(write, CloudWatchScope::PerHost)
     }
 
     pub(super) fn set(
@@ -375,6 +430,57 @@ mod tests {
             .await;
         assert_eq!(clientless.failures(), 1);
         assert!(out.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn fleet_scope_and_health_values_publish_without_host() {
+        let out = Shared::default();
+        let cw = CloudWatch::new(CloudWatchMode::Emf, "Outpost".into(), None)
+            .with_scope(CloudWatchScope::Fleet)
+            .with_emf_writer(Box::new(out.clone()));
+        assert_eq!(cw.scope(), CloudWatchScope::Fleet);
+        cw.publish(&write(vec![
+            point("agent.heartbeat", "{}", T0, Some(1.0)),
+            point("disk.used", r#"{"mount":"/"}"#, T0, Some(3.0)),
+        ]))
+        .await;
+        cw.publish_values(
+            &[
+                ("pipeline.silent_hosts", 2.0),
+                ("pipeline.health_checks", 1.0),
+            ],
+            T0 + 59_999,
+        )
+        .await;
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<_> = text.lines().map(parse).collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines.iter().all(|l| l.get(HOST_DIMENSION).is_none()),
+            "{text}"
+        );
+        assert_eq!(lines[0]["agent.heartbeat"], json!([1.0]));
+        assert_eq!(lines[1]["mount"], json!("/"));
+        assert_eq!(
+            lines[2]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
+        );
+        assert_eq!(lines[2]["_aws"]["Timestamp"], json!(T0));
+        assert_eq!(lines[2]["pipeline.silent_hosts"], json!([2.0]));
+        assert_eq!(lines[2]["pipeline.health_checks"], json!([1.0]));
+        assert_eq!(
+            lines[2]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            json!("Count")
+        );
+
+        let off = CloudWatch::new(CloudWatchMode::Off, "Outpost".into(), None)
+            .with_emf_writer(Box::new(out.clone()));
+        off.publish_values(&[("pipeline.health_checks", 1.0)], T0)
+            .await;
+        assert_eq!(
+            String::from_utf8(out.0.lock().unwrap().clone()).unwrap(),
+            text
+        );
     }
 
     fn assert_send_sync<T: Send + Sync>() {}
