@@ -13,3 +13,6 @@ echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (workspace: builds both binaries for the end-to-end test)"
 cargo test --workspace --all-targets --locked
+
+echo "== sink/template.yaml (scripts/check-template.sh)"
+./scripts/check-template.sh

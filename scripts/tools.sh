@@ -3,13 +3,15 @@
 # installing them once into a virtualenv under .tools/ (not committed):
 #   moto_server   (pip `moto[server]`): the local AWS API server the AWS tests start;
 #   cargo-lambda  (pip `cargo-lambda`, with `ziglang` for `cargo lambda build`): the local
-#                 Lambda runtime emulator the Lambda front's tests run the function in.
+#                 Lambda runtime emulator the Lambda front's tests run the function in;
+#   samtranslator (pip `aws-sam-translator`): the SAM transform, offline, for
+#                 scripts/check-template.sh (cfn-lint comes with moto[server]).
 # Needs python3 with the venv module (Debian: apt-get install python3-venv). When it cannot
 # install them it says so; the AWS tests then skip, except under CI=true where they fail.
 tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools"
 tools_venv="$tools_dir/venv"
 # Pinned: the versions the tests were written against (docs/aws.md).
-tools_specs=('moto[server]==5.2.5' 'cargo-lambda==1.9.2' 'ziglang==0.17.1')
+tools_specs=('moto[server]==5.2.5' 'cargo-lambda==1.9.2' 'ziglang==0.17.1' 'aws-sam-translator==1.115.0')
 
 outpost_tools() {
   local stamp="$tools_venv/.installed"
