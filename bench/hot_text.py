@@ -162,6 +162,8 @@ start_pattern = '^[0-9{]'
 [sink]
 kind = "http"
 url = "%s"
+[telemetry]
+interval = "2s"
 """ % (state, logs, url))
         out = os.path.join(work, "callgrind.out")
         env = dict(os.environ, GLIBC_TUNABLES=unit_tunables())

@@ -16,6 +16,7 @@ pub mod ship;
 pub mod spool;
 pub mod state;
 pub mod status;
+pub mod telemetry;
 pub mod version;
 
 pub use error::AgentError;

@@ -103,7 +103,10 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn init_tracing() {
+    use std::io::IsTerminal;
+    // Colours only on a terminal: journald and log files get plain text.
     tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

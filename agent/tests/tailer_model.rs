@@ -38,7 +38,7 @@
 
 use outpost_agent::collect::logs::fingerprint::FileIdentity;
 use outpost_agent::collect::logs::tailer::{TailChunk, TailOptions, Tailer};
-use outpost_agent::config::{LogInput, ReadFrom};
+use outpost_agent::config::{ErrorMatch, LogInput, ReadFrom};
 use outpost_agent::state::checkpoint::{Checkpoint, CheckpointStore};
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -187,6 +187,7 @@ fn tailer(logs: &Path, resume: Vec<Checkpoint>, first_start: bool) -> Tailer {
         read_from: ReadFrom::Beginning,
         max_line_bytes: 1024,
         multiline: None,
+        errors: ErrorMatch::Level,
     };
     Tailer::new(
         vec![input],

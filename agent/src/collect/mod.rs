@@ -1,4 +1,5 @@
 //! Collectors: where records come from.
 
+pub mod custom;
 pub mod host;
 pub mod logs;

@@ -35,6 +35,15 @@ pub struct FileConfig {
     /// environment: `validate` checks that `sink.kind` is set.
     #[serde(default)]
     pub sink: SinkSection,
+    /// `[telemetry]`: the agent's own metrics, its heartbeat and the local Prometheus endpoint.
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
+    /// `[textfile]`: `*.prom` files read on an interval; off when absent.
+    #[serde(default)]
+    pub textfile: Option<TextfileSection>,
+    /// `[[exec]]`: commands run on an interval, their output read as metrics.
+    #[serde(default)]
+    pub exec: Vec<ExecSection>,
 }
 
 /// `[agent]`
@@ -169,6 +178,12 @@ pub struct LogsSection {
     /// Join continuation lines (stack traces) into one record; off by default.
     #[serde(default)]
     pub multiline: Option<MultilineSection>,
+    /// Regex a record must match to count as an error line in `log.error_lines`, e.g.
+    /// `'\b(ERROR|Exception)\b'`. Default: the record's detected level is error or worse
+    /// (`ERROR`, `ERR`, `FATAL`, `CRITICAL`, `CRIT`, `PANIC`, `EMERG`, `ALERT` in upper case or
+    /// `[brackets]`, or a JSON / logfmt `level`, `severity` or `lvl` field of any case).
+    #[serde(default)]
+    pub error_pattern: Option<String>,
 }
 
 /// `[logs.multiline]`
@@ -326,4 +341,96 @@ impl Default for SinkSection {
             timeout: default_request_timeout(),
         }
     }
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// Ship the agent's own metrics, the per-service log line counters and the heartbeat to the
+    /// sink; default `true`.
+    #[serde(default = "default_true")]
+    pub ship: bool,
+    /// How often they are shipped (one point per metric each time); default `"60s"`.
+    #[serde(default = "default_telemetry_interval")]
+    pub interval: String,
+    /// Address of the Prometheus endpoint (`GET /metrics`, `GET /healthz`), e.g.
+    /// `"127.0.0.1:9464"`; default: none (no listener).
+    #[serde(default)]
+    pub listen: Option<String>,
+}
+
+fn default_telemetry_interval() -> String {
+    "60s".to_owned()
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        Self {
+            ship: true,
+            interval: default_telemetry_interval(),
+            listen: None,
+        }
+    }
+}
+
+/// `[textfile]`: node_exporter's textfile collector. Files are expected to be renamed into
+/// place, so a half-written one is never read.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextfileSection {
+    /// Directory whose `*.prom` files (Prometheus text format) are read; required in the
+    /// section. A relative path is resolved against the config file's directory.
+    pub dir: PathBuf,
+    /// How often the files are read; default `"60s"`.
+    #[serde(default = "default_custom_interval")]
+    pub interval: String,
+}
+
+/// What an `[[exec]]` command prints.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecFormat {
+    /// Prometheus text exposition format 0.0.4.
+    Prometheus,
+    /// JSON lines: one `{"name": ..., "value": ...}` object per line.
+    Json,
+}
+
+impl ExecFormat {
+    /// The value as written in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prometheus => "prometheus",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// `[[exec]]`: one command whose output is read as metrics.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecSection {
+    /// Name of the input, in log lines; required, unique among the `[[exec]]` entries.
+    pub name: String,
+    /// The program and its arguments (run directly, no shell): an absolute path, a bare name
+    /// looked up in `PATH`, or a path relative to the config file's directory.
+    pub command: Vec<String>,
+    /// How often the command is run; default `"60s"`.
+    #[serde(default = "default_custom_interval")]
+    pub interval: String,
+    /// How long one run may take before it is killed; default `"10s"`, or `interval` when that
+    /// is shorter. At most `interval`.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// `"prometheus"` (default) or `"json"`.
+    #[serde(default = "default_exec_format")]
+    pub format: ExecFormat,
+}
+
+fn default_custom_interval() -> String {
+    "60s".to_owned()
+}
+fn default_exec_format() -> ExecFormat {
+    ExecFormat::Prometheus
 }

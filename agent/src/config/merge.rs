@@ -5,15 +5,16 @@
 //! - tables merge key by key, recursively;
 //! - any other value (a string, number, boolean, or an inline array such as `paths`) set by a
 //!   later layer replaces the earlier one;
-//! - the entries of an appending list ([`APPEND_KEYS`]: `[[logs]]`) are added after the ones
-//!   already there, so a drop-in adds log inputs and never changes or removes an earlier one.
+//! - the entries of an appending list ([`APPEND_KEYS`]: `[[logs]]`, `[[exec]]`) are added after
+//!   the ones already there, so a drop-in adds inputs and never changes or removes an earlier
+//!   one.
 
 use super::error::Origin;
 use std::collections::BTreeMap;
 use toml::{Table, Value};
 
 /// Top-level keys whose lists are appended to rather than replaced.
-pub const APPEND_KEYS: &[&str] = &["logs"];
+pub const APPEND_KEYS: &[&str] = &["logs", "exec"];
 
 /// The merged table, and the origin of every value in it.
 #[derive(Debug, Clone, Default)]
@@ -220,5 +221,25 @@ max_records = 5
         assert_eq!(m.table, t("[a.b]\ne = 1\n"));
         assert_eq!(m.origin_of("a.b.c"), None);
         assert_eq!(m.origin_of("a.b.e"), Some(&file("three")));
+    }
+
+    #[test]
+    fn exec_entries_are_appended_like_logs() {
+        let mut m = Merged::default();
+        let entry = |s: &str| format!("[[exec]]\nname = \"{s}\"\ncommand = [\"/bin/{s}\"]\n");
+        m.apply(t(&entry("a")), &file("main"));
+        m.apply(
+            t(&format!("[textfile]\ndir = \"/t\"\n{}", entry("b"))),
+            &file("10.toml"),
+        );
+        let names: Vec<&str> = m.table["exec"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(m.origin_of("exec[1].command[0]"), Some(&file("10.toml")));
+        assert_eq!(m.origin_of("textfile.dir"), Some(&file("10.toml")));
     }
 }

@@ -23,14 +23,15 @@ mod validate;
 
 pub use env::{ENV_KEYS, TOKEN_VAR};
 pub use error::{ConfigError, ConfigIssue, Location, Origin};
-pub use file::{FileConfig, ReadFrom, SinkKind};
+pub use file::{ExecFormat, FileConfig, ReadFrom, SinkKind};
 pub use load::{DROPIN_DIR, Loaded, dropin_dir, load_from, load_layered};
 pub use merge::{APPEND_KEYS, Merged};
 pub use print::REDACTED;
 pub use secret::Secret;
 pub use validate::{
-    AgentConfig, BatchLimits, Config, HostConfig, KinesisStream, LogInput, MAX_BATCH_BYTES,
-    MIN_SPOOL_BYTES, MultilineConfig, SinkConfig, SinkTransport, SpoolConfig, TailConfig,
+    AgentConfig, BatchLimits, Config, DEFAULT_EXEC_TIMEOUT, ErrorMatch, ExecInput, HostConfig,
+    KinesisStream, LogInput, MAX_BATCH_BYTES, MAX_EXEC_NAME_LEN, MIN_SPOOL_BYTES, MultilineConfig,
+    SinkConfig, SinkTransport, SpoolConfig, TailConfig, TelemetryConfig, TextfileConfig,
     function_url_region, read_secret, validate, validate_merged,
 };
 

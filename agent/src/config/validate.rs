@@ -3,7 +3,7 @@
 
 use super::env::TOKEN_VAR;
 use super::error::{ConfigError, ConfigIssue, Location, Origin};
-use super::file::{FileConfig, ReadFrom, SinkKind};
+use super::file::{ExecFormat, FileConfig, ReadFrom, SinkKind};
 use super::merge::Merged;
 use super::secret::Secret;
 use super::units::{SizeValue, parse_duration};
@@ -37,6 +37,71 @@ pub struct Config {
     pub spool: SpoolConfig,
     /// The sink.
     pub sink: SinkConfig,
+    /// Self-metrics, heartbeat and the Prometheus endpoint.
+    pub telemetry: TelemetryConfig,
+    /// `[textfile]`, when configured.
+    pub textfile: Option<TextfileConfig>,
+    /// `[[exec]]` inputs.
+    pub exec: Vec<ExecInput>,
+}
+
+/// `[textfile]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextfileConfig {
+    /// Absolute directory of the `*.prom` files.
+    pub dir: PathBuf,
+    /// How often they are read.
+    pub interval: Duration,
+}
+
+/// One `[[exec]]` input, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecInput {
+    /// Its name, unique among the `[[exec]]` inputs.
+    pub name: String,
+    /// The program (an absolute path, or a bare name looked up in `PATH`) and its arguments.
+    pub command: Vec<String>,
+    /// How often it runs.
+    pub interval: Duration,
+    /// How long one run may take (at most `interval`).
+    pub timeout: Duration,
+    /// What it prints.
+    pub format: ExecFormat,
+}
+
+/// Longest `exec[].name`.
+pub const MAX_EXEC_NAME_LEN: usize = 64;
+/// `exec[].timeout` when none is set (or `interval`, when shorter).
+pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `[telemetry]`, resolved.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// Ship the self-metrics, log counters and heartbeat.
+    pub ship: bool,
+    /// How often.
+    pub interval: Duration,
+    /// Where the Prometheus endpoint listens, when enabled.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// What makes a log record count as an error line (`log.error_lines`).
+#[derive(Debug, Clone)]
+pub enum ErrorMatch {
+    /// The detected level is error or worse (the default).
+    Level,
+    /// The record matches this regex (`logs[].error_pattern`).
+    Pattern(regex::bytes::Regex),
+}
+
+impl ErrorMatch {
+    /// Whether a record with these bytes and this detected level is an error line.
+    pub fn is_error(&self, bytes: &[u8], level: Option<outpost_proto::Level>) -> bool {
+        match self {
+            Self::Level => level.is_some_and(|l| l >= outpost_proto::Level::Error),
+            Self::Pattern(re) => re.is_match(bytes),
+        }
+    }
 }
 
 /// `[agent]`, resolved.
@@ -83,6 +148,8 @@ pub struct LogInput {
     pub max_line_bytes: usize,
     /// Multiline joining, when configured.
     pub multiline: Option<MultilineConfig>,
+    /// What counts as an error line.
+    pub errors: ErrorMatch,
 }
 
 /// `[logs.multiline]`, resolved.
@@ -417,12 +484,26 @@ pub fn validate_merged(
                 }
             }
         });
+        let errors = match l.error_pattern.as_deref() {
+            None => ErrorMatch::Level,
+            Some(p) => match regex::bytes::Regex::new(p) {
+                Ok(re) => ErrorMatch::Pattern(re),
+                Err(e) => {
+                    is.add(
+                        format!("logs[{i}].error_pattern"),
+                        format!("bad regex {p:?}: {e}"),
+                    );
+                    ErrorMatch::Level
+                }
+            },
+        };
         logs.push(LogInput {
             patterns,
             service: l.service.trim().to_owned(),
             read_from: l.read_from,
             max_line_bytes,
             multiline,
+            errors,
         });
     }
 
@@ -678,6 +759,33 @@ pub fn validate_merged(
         Duration::from_secs(600),
     );
 
+    // [telemetry]
+    let t = &file.telemetry;
+    let telemetry_interval = is.duration(
+        "telemetry.interval",
+        &t.interval,
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    );
+    let listen = t.listen.as_deref().and_then(|a| match a.parse() {
+        Ok(addr) => Some(addr),
+        Err(e) => {
+            is.add(
+                "telemetry.listen",
+                format!("{a:?} is not an IP address and port (e.g. \"127.0.0.1:9464\"): {e}"),
+            );
+            None
+        }
+    });
+    let telemetry = TelemetryConfig {
+        ship: t.ship,
+        interval: telemetry_interval,
+        listen,
+    };
+
+    // [textfile], [[exec]]
+    let (textfile, exec) = custom_inputs(&mut is, &file, &base);
+
     if !is.list.is_empty() {
         return Err(ConfigError { issues: is.list });
     }
@@ -707,7 +815,93 @@ pub fn validate_merged(
         zstd_level: b.zstd_level,
         spool,
         sink: SinkConfig { transport, timeout },
+        telemetry,
+        textfile,
+        exec,
     })
+}
+
+/// `[textfile]` and `[[exec]]`: intervals, timeouts, names and commands.
+fn custom_inputs(
+    is: &mut Issues<'_>,
+    file: &FileConfig,
+    base: &Path,
+) -> (Option<TextfileConfig>, Vec<ExecInput>) {
+    let (min, max) = (Duration::from_secs(1), Duration::from_secs(3600));
+    let textfile = file.textfile.as_ref().map(|t| {
+        if t.dir.as_os_str().is_empty() {
+            is.add("textfile.dir", "must not be empty");
+        }
+        TextfileConfig {
+            dir: resolve(base, &t.dir),
+            interval: is.duration("textfile.interval", &t.interval, min, max),
+        }
+    });
+    let mut exec: Vec<ExecInput> = Vec::new();
+    for (i, e) in file.exec.iter().enumerate() {
+        let name_ok = (1..=MAX_EXEC_NAME_LEN).contains(&e.name.len())
+            && e.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !name_ok {
+            is.add(
+                format!("exec[{i}].name"),
+                format!(
+                    "{:?} must be 1 to {MAX_EXEC_NAME_LEN} of a-z, A-Z, 0-9, _ . -",
+                    e.name
+                ),
+            );
+        } else if let Some(j) = exec.iter().position(|x| x.name == e.name) {
+            is.add(
+                format!("exec[{i}].name"),
+                format!("{:?} is already the name of exec[{j}]", e.name),
+            );
+        }
+        let mut command = e.command.clone();
+        match command.first_mut() {
+            None => is.add(
+                format!("exec[{i}].command"),
+                "must name a program: [\"/path/to/program\", \"arg\", ...]",
+            ),
+            Some(p) if p.is_empty() => is.add(format!("exec[{i}].command[0]"), "must not be empty"),
+            // A relative path with a slash: against the config file's directory, like every
+            // path; a bare name is looked up in PATH when run.
+            Some(p) if p.contains('/') => {
+                *p = resolve(base, Path::new(p.as_str()))
+                    .to_string_lossy()
+                    .into_owned();
+            }
+            Some(_) => {}
+        }
+        for (j, arg) in e.command.iter().enumerate() {
+            if arg.contains('\0') {
+                is.add(format!("exec[{i}].command[{j}]"), "must not contain NUL");
+            }
+        }
+        let interval = is.duration(&format!("exec[{i}].interval"), &e.interval, min, max);
+        let timeout = match &e.timeout {
+            None => DEFAULT_EXEC_TIMEOUT.min(interval),
+            Some(t) => {
+                let key = format!("exec[{i}].timeout");
+                let timeout = is.duration(&key, t, Duration::from_millis(100), max);
+                if timeout > interval {
+                    is.add(
+                        key,
+                        format!("{t:?} is longer than interval {:?}", e.interval),
+                    );
+                }
+                timeout
+            }
+        };
+        exec.push(ExecInput {
+            name: e.name.clone(),
+            command,
+            interval,
+            timeout,
+            format: e.format,
+        });
+    }
+    (textfile, exec)
 }
 
 /// Whether `r` looks like an AWS region name: lower-case letters, digits and dashes, with a
@@ -870,6 +1064,49 @@ token_file = "/nonexistent/outpost-token"
             err.issues[0].location,
             Location::Key("logs[0].multiline.start_pattern".into())
         );
+    }
+
+    #[test]
+    fn error_pattern_and_telemetry_are_checked_and_name_their_keys() {
+        let c = check(MINIMAL).unwrap();
+        assert!(c.telemetry.ship);
+        assert_eq!(c.telemetry.interval, Duration::from_secs(60));
+        assert!(c.telemetry.listen.is_none());
+        let good = format!(
+            "[[logs]]\npaths = [\"/l/*.log\"]\nservice = \"a\"\nerror_pattern = 'Exception'\n[telemetry]\nlisten = \"127.0.0.1:9464\"\ninterval = \"5s\"\n{MINIMAL}"
+        );
+        let c = check(&good).unwrap();
+        assert!(c.logs[0].errors.is_error(b"x NullPointerException", None));
+        assert!(
+            !c.logs[0]
+                .errors
+                .is_error(b"ERROR x", Some(outpost_proto::Level::Error))
+        );
+        assert_eq!(c.telemetry.listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.telemetry.interval, Duration::from_secs(5));
+        let bad = good
+            .replace("'Exception'", "'('")
+            .replace("127.0.0.1:9464", "localhost")
+            .replace("\"5s\"", "\"0s\"");
+        let err = check(&bad).unwrap_err();
+        assert_eq!(
+            keys(&err),
+            [
+                "logs[0].error_pattern",
+                "telemetry.interval",
+                "telemetry.listen"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_default_error_match_is_error_level_or_worse() {
+        use outpost_proto::Level;
+        let m = ErrorMatch::Level;
+        assert!(m.is_error(b"", Some(Level::Error)));
+        assert!(m.is_error(b"", Some(Level::Fatal)));
+        assert!(!m.is_error(b"error", Some(Level::Warn)));
+        assert!(!m.is_error(b"error", None));
     }
 
     #[test]
@@ -1068,5 +1305,96 @@ token_file = "/nonexistent/outpost-token"
         );
         assert_eq!(function_url_region("example.com"), None);
         assert_eq!(function_url_region("x.lambda-url.on.aws"), None);
+    }
+
+    #[test]
+    fn custom_inputs_take_defaults_and_resolve_paths() {
+        let c = check(MINIMAL).unwrap();
+        assert!(c.textfile.is_none() && c.exec.is_empty());
+        let text = format!(
+            r#"[textfile]
+dir = "textfile"
+[[exec]]
+name = "a"
+command = ["bin/probe", "-x"]
+[[exec]]
+name = "b.2_x-y"
+command = ["probe"]
+interval = "5s"
+format = "json"
+[[exec]]
+name = "c"
+command = ["/usr/lib/probe"]
+timeout = "2s"
+{MINIMAL}"#
+        );
+        let c = check(&text).unwrap();
+        assert_eq!(
+            c.textfile,
+            Some(TextfileConfig {
+                dir: PathBuf::from("/etc/outpost/textfile"),
+                interval: Duration::from_secs(60),
+            })
+        );
+        let a = &c.exec[0];
+        assert_eq!(a.command, ["/etc/outpost/bin/probe", "-x"]);
+        assert_eq!(a.interval, Duration::from_secs(60));
+        assert_eq!(a.timeout, DEFAULT_EXEC_TIMEOUT);
+        assert_eq!(a.format, ExecFormat::Prometheus);
+        let b = &c.exec[1];
+        // A bare name is looked up in PATH when run; the timeout defaults to a shorter interval.
+        assert_eq!(b.command, ["probe"]);
+        assert_eq!(b.timeout, Duration::from_secs(5));
+        assert_eq!(b.format, ExecFormat::Json);
+        assert_eq!(c.exec[2].timeout, Duration::from_secs(2));
+        assert_eq!(c.exec[2].command, ["/usr/lib/probe"]);
+    }
+
+    #[test]
+    fn custom_input_errors_name_their_keys() {
+        let long = "n".repeat(MAX_EXEC_NAME_LEN + 1);
+        let text = format!(
+            r#"[textfile]
+dir = ""
+interval = "0s"
+[[exec]]
+name = "{long}"
+command = []
+interval = "10s"
+timeout = "11s"
+[[exec]]
+name = "ok"
+command = [""]
+interval = "2h"
+[[exec]]
+name = "ok"
+command = ["/bin/x", "a\u0000b"]
+timeout = "50ms"
+{MINIMAL}"#
+        );
+        let err = check(&text).unwrap_err();
+        assert_eq!(
+            keys(&err),
+            [
+                "textfile.dir",
+                "textfile.interval",
+                "exec[0].name",
+                "exec[0].command",
+                "exec[0].timeout",
+                "exec[1].command[0]",
+                "exec[1].interval",
+                "exec[2].name",
+                "exec[2].command[1]",
+                "exec[2].timeout",
+            ],
+            "{err}"
+        );
+        assert!(err.to_string().contains("is longer than interval"), "{err}");
+        // The longest name, and a timeout equal to the interval, are fine.
+        let at_limit = format!(
+            "[[exec]]\nname = \"{}\"\ncommand = [\"/bin/x\"]\ninterval = \"10s\"\ntimeout = \"10s\"\n{MINIMAL}",
+            "n".repeat(MAX_EXEC_NAME_LEN)
+        );
+        assert!(check(&at_limit).is_ok());
     }
 }

@@ -1,11 +1,14 @@
-//! The two collector threads: the log tailer and the host sampler.
+//! The collector threads: the log tailer, the host sampler and the custom inputs.
 
 use super::Item;
+use crate::collect::custom::CustomRunner;
 use crate::collect::host::HostSampler;
 use crate::collect::logs::tailer::{Stopped, TailChunk, TailStats, Tailer};
 use crate::collect::logs::watch::{DirWatcher, Wake, Woken};
 use crate::config::{Config, LogInput};
 use crate::error::AgentError;
+use crate::telemetry::Counters;
+use outpost_proto::MetricPoint;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -69,6 +72,7 @@ pub fn spawn_tailer(
     mut tailer: Tailer,
     config: &Config,
     tx: mpsc::Sender<Item>,
+    counters: Arc<Counters>,
 ) -> Result<(std::thread::JoinHandle<TailStats>, TailControl), AgentError> {
     let (mut watcher, wake) = DirWatcher::new(
         &patterns(&config.logs),
@@ -95,13 +99,19 @@ pub fn spawn_tailer(
                 if thread_stop.load(Ordering::Relaxed) {
                     return Err(Stopped);
                 }
+                if !chunk.lines.is_empty() {
+                    counters.count_logs(
+                        &chunk.service,
+                        chunk.lines.len() as u64,
+                        u64::from(chunk.errors),
+                    );
+                }
                 tx.blocking_send(Item::Logs(chunk)).map_err(|_| Stopped)
             };
             let was_behind = tailer.is_behind();
-            if tailer
-                .poll(Instant::now(), super::unix_ms(), &mut emit)
-                .is_err()
-            {
+            let polled = tailer.poll(Instant::now(), super::unix_ms(), &mut emit);
+            counters.set_tail(&tailer.stats());
+            if polled.is_err() {
                 break;
             }
             // A backlog was just read to its end. Once the tailer holds no record back (an open
@@ -142,6 +152,7 @@ pub fn spawn_sampler(
     mut sampler: HostSampler,
     interval: Duration,
     tx: mpsc::Sender<Item>,
+    counters: Arc<Counters>,
 ) -> Result<Sampler, AgentError> {
     let (wake, wait) = std_mpsc::channel::<Wake>();
     let handle = spawn("outpost-sampler", move || {
@@ -157,6 +168,7 @@ pub fn spawn_sampler(
             if backlog.len() > SAMPLE_BACKLOG {
                 backlog.pop_front();
                 dropped += 1;
+                counters.sample_dropped();
                 tracing::warn!(dropped, "pipeline blocked; dropping the oldest host sample");
             }
             while let Some(points) = backlog.pop_front() {
@@ -175,6 +187,95 @@ pub fn spawn_sampler(
         dropped
     })?;
     Ok(Sampler { handle, wake })
+}
+
+/// Runs of custom inputs (`[textfile]`, `[[exec]]`) kept while the pipeline is blocked; past
+/// this the oldest are dropped.
+pub const CUSTOM_BACKLOG: usize = 60;
+
+/// The custom-metrics thread and how to stop it.
+pub struct CustomThread {
+    /// Returns how many runs' points it dropped while the pipeline was blocked.
+    pub handle: std::thread::JoinHandle<u64>,
+    wake: std_mpsc::Sender<Wake>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CustomThread {
+    /// Ask the thread to stop: it returns from its wait at once, and a running command is
+    /// killed.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.wake.send(Wake::Stop);
+    }
+}
+
+/// Start the one thread that runs every custom input when it is due. Like the sampler's,
+/// its points wait in a bounded backlog while the pipeline is blocked, the oldest dropped.
+/// Problems are counted in `counters` too (`agent.custom_errors`).
+pub fn spawn_custom(
+    mut runner: CustomRunner,
+    tx: mpsc::Sender<Item>,
+    counters: Arc<Counters>,
+) -> Result<CustomThread, AgentError> {
+    let (wake, wait) = std_mpsc::channel::<Wake>();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Every problem so far; its growth goes to `agent.custom_errors`.
+    let errors = runner.errors();
+    let thread_stop = stop.clone();
+    let (textfile, exec) = runner.inputs();
+    tracing::info!(textfile, exec, "custom metrics: starting");
+    let handle = spawn("outpost-custom", move || {
+        let mut backlog: VecDeque<Vec<MetricPoint>> = VecDeque::new();
+        let mut dropped = 0u64;
+        let mut counted = 0u64;
+        loop {
+            let wait_for = runner.deadline().map_or(Duration::from_secs(3600), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            match wait.recv_timeout(wait_for) {
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(Wake::Changed) => continue,
+                Ok(Wake::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            runner.run_due(
+                Instant::now(),
+                super::unix_ms(),
+                &thread_stop,
+                &mut |points| {
+                    backlog.push_back(points);
+                    if backlog.len() > CUSTOM_BACKLOG {
+                        backlog.pop_front();
+                        dropped += 1;
+                        tracing::warn!(
+                            dropped,
+                            "pipeline blocked; dropping the oldest custom metrics"
+                        );
+                    }
+                },
+            );
+            let total = errors.load(Ordering::Relaxed);
+            counters.custom_errors(total - counted);
+            counted = total;
+            if thread_stop.load(Ordering::Relaxed) {
+                break;
+            }
+            while let Some(points) = backlog.pop_front() {
+                match tx.try_send(Item::Metrics(points)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(item)) => {
+                        if let Item::Metrics(points) = item {
+                            backlog.push_front(points);
+                        }
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return dropped,
+                }
+            }
+        }
+        dropped
+    })?;
+    Ok(CustomThread { handle, wake, stop })
 }
 
 /// Start a named thread.

@@ -37,6 +37,8 @@ pub struct Delivery {
     pub checkpointed: watch::Receiver<u64>,
     /// Turns true when the agent begins to stop.
     pub shutdown: watch::Receiver<bool>,
+    /// The agent's counters (deliveries, the spool's size).
+    pub counters: Arc<crate::telemetry::Counters>,
 }
 
 /// While draining at shutdown, how often to check whether the writer has finished.
@@ -91,6 +93,7 @@ impl Delivery {
                 continue;
             }
             let outcomes = self.shipper.deliver(&group).await;
+            let counters = self.counters.clone();
             // Acknowledge, in order, up to the first frame left for the next start.
             let mut through = None;
             let mut abandoned = false;
@@ -114,9 +117,16 @@ impl Delivery {
                 if self.checkpointed.wait_for(|&c| c >= id).await.is_err() {
                     break;
                 }
-                super::with_spool(&self.spool, |s| s.ack_through(id))?.map_err(spool_err)?;
+                super::with_spool(&self.spool, |s| {
+                    let r = s.ack_through(id);
+                    counters.set_spool_bytes(s.bytes());
+                    r
+                })?
+                .map_err(spool_err)?;
                 self.freed.notify_waiters();
             }
+            self.counters
+                .set_ship(&self.shipper.stats(), self.dead_lettered, super::unix_ms());
             if abandoned {
                 break;
             }

@@ -18,6 +18,7 @@
 mod collectors;
 mod delivery;
 mod envelope;
+mod telemetry;
 mod writer;
 
 use crate::batch::{Batcher, LogLine};
@@ -31,6 +32,7 @@ use crate::spool::{Spool, SpoolOptions};
 use crate::state::checkpoint::CheckpointStore;
 use crate::state::identity::{MACHINE_ID, identity, resolve_id};
 use crate::state::seq::{Recovered, SeqAllocator};
+use crate::telemetry::Counters;
 use outpost_proto::{FrameBuilder, MetricPoint};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -145,6 +147,14 @@ pub async fn run(
         "outpost-agent starting");
 
     let sender = Sender::new(&config.sink, &ident.agent_id).await?;
+    let counters = Arc::new(Counters::default());
+    counters.register_services(config.logs.iter().map(|l| l.service.as_str()));
+    let listener = match config.telemetry.listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            AgentError::Internal(format!("telemetry.listen: cannot listen on {addr}: {e}"))
+        })?),
+        None => None,
+    };
     let sampler = config
         .host
         .as_ref()
@@ -168,11 +178,45 @@ pub async fn run(
             first_start,
         },
     );
-    let (tail_thread, tail_control) = collectors::spawn_tailer(tailer, &config, item_tx.clone())?;
+    let (tail_thread, tail_control) =
+        collectors::spawn_tailer(tailer, &config, item_tx.clone(), counters.clone())?;
     let sample_thread = match sampler {
-        Some((s, interval)) => Some(collectors::spawn_sampler(s, interval, item_tx.clone())?),
+        Some((s, interval)) => Some(collectors::spawn_sampler(
+            s,
+            interval,
+            item_tx.clone(),
+            counters.clone(),
+        )?),
         None => None,
     };
+    // Custom metrics ([textfile], [[exec]]): no thread when neither is configured.
+    let custom_thread =
+        match crate::collect::custom::CustomRunner::from_config(&config, Instant::now()) {
+            Some(r) => Some(collectors::spawn_custom(
+                r,
+                item_tx.clone(),
+                counters.clone(),
+            )?),
+            None => None,
+        };
+    let emitter = config.telemetry.ship.then(|| {
+        tokio::spawn(telemetry::emit_loop(
+            counters.clone(),
+            config.telemetry.interval,
+            item_tx.clone(),
+            shutdown_rx.clone(),
+        ))
+    });
+    let endpoint = listener.map(|l| {
+        if let Ok(address) = l.local_addr() {
+            tracing::info!(%address, "telemetry endpoint listening");
+        }
+        tokio::spawn(crate::telemetry::serve(
+            l,
+            counters.clone(),
+            env!("CARGO_PKG_VERSION"),
+        ))
+    });
     drop(item_tx);
 
     let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
@@ -207,6 +251,7 @@ pub async fn run(
             last_appended: checkpointed_through,
             started: std::time::Instant::now(),
             last_prune: std::time::Instant::now(),
+            counters: counters.clone(),
         }
         .run(encoded_rx),
     );
@@ -220,11 +265,17 @@ pub async fn run(
             dead_lettered: 0,
             checkpointed: checkpointed_rx,
             shutdown: shutdown_rx.clone(),
+            counters: counters.clone(),
         }
         .run(writer_done(&writer)),
     );
 
-    let reloads = tokio::spawn(reload_loop(reload, tail_control.clone(), notifier.clone()));
+    let reloads = tokio::spawn(reload_loop(
+        reload,
+        tail_control.clone(),
+        notifier.clone(),
+        counters.clone(),
+    ));
     notifier.ready(running_status(&config));
     tokio::pin!(shutdown);
     // The writer and delivery only end early on an error the agent cannot run past (the spool's
@@ -266,10 +317,14 @@ pub async fn run(
         "stopping: delivering what is spooled"
     });
     reloads.abort();
+    counters.set_stopping();
     let _ = shutdown_tx.send(true);
     tail_control.stop();
     if let Some(s) = &sample_thread {
         s.stop();
+    }
+    if let Some(c) = &custom_thread {
+        c.stop();
     }
 
     let tail = join_thread(tail_thread).await?;
@@ -277,6 +332,12 @@ pub async fn run(
         Some(s) => join_thread(s.handle).await?,
         None => 0,
     };
+    if let Some(c) = custom_thread {
+        join_thread(c.handle).await?;
+    }
+    if let Some(e) = emitter {
+        let _ = e.await;
+    }
     batcher
         .await
         .map_err(|e| AgentError::Internal(format!("batcher: {e}")))?;
@@ -297,6 +358,9 @@ pub async fn run(
         dead_lettered: delivered.dead_lettered,
         spool_full_waits: written.full_waits,
     };
+    if let Some(e) = endpoint {
+        e.abort();
+    }
     let left = spool.lock().map(|s| s.pending()).unwrap_or(0);
     tracing::info!(
         lines = tail.lines,
@@ -348,9 +412,11 @@ async fn reload_loop(
     mut reload: mpsc::Receiver<Config>,
     tail: collectors::TailControl,
     notifier: Notifier,
+    counters: Arc<Counters>,
 ) {
     while let Some(config) = reload.recv().await {
         let inputs: Vec<LogInput> = config.logs.clone();
+        counters.register_services(inputs.iter().map(|l| l.service.as_str()));
         tracing::info!(
             inputs = inputs.len(),
             "config reloaded: applying log inputs"
@@ -454,7 +520,7 @@ async fn batch_loop(
             item = items.recv() => match item {
                 Some(Item::Logs(chunk)) => {
                     let now = Instant::now();
-                    let TailChunk { source, service, lines, position } = chunk;
+                    let TailChunk { source, service, lines, position, .. } = chunk;
                     if lines.is_empty() {
                         // A truncation noticed before anything new was read.
                         positions_only(&batcher, &mut open_positions, &mut ready, vec![position]);

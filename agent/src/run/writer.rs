@@ -173,6 +173,8 @@ pub struct Writer {
     pub last_appended: u64,
     /// When the writer started (stale checkpoints are pruned only after a while).
     pub started: std::time::Instant,
+    /// The agent's counters (the spool's size after each append).
+    pub counters: Arc<crate::telemetry::Counters>,
     /// When stale checkpoints were last pruned.
     pub last_prune: std::time::Instant,
 }
@@ -258,7 +260,12 @@ impl Writer {
             .iter()
             .flat_map(|e| e.entries.iter().map(Vec::as_slice))
             .collect();
-        let at_once = super::with_spool(&self.spool, |s| s.append_many(&all))?;
+        let counters = &self.counters;
+        let at_once = super::with_spool(&self.spool, |s| {
+            let r = s.append_many(&all);
+            counters.set_spool_bytes(s.bytes());
+            r
+        })?;
         drop(all);
         match at_once {
             Ok(ids) => {
@@ -303,7 +310,12 @@ impl Writer {
             let freed = freed_notify.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            let result = super::with_spool(&self.spool, |s| s.append(frame))?;
+            let counters = &self.counters;
+            let result = super::with_spool(&self.spool, |s| {
+                let r = s.append(frame);
+                counters.set_spool_bytes(s.bytes());
+                r
+            })?;
             match result {
                 Ok(id) => {
                     self.last_appended = id;

@@ -89,6 +89,8 @@ pub struct TailChunk {
     pub lines: Vec<TailLine>,
     /// Where the file has been read up to (`offset` is the last line's `end`).
     pub position: Position,
+    /// How many of `lines` are error lines (the input's `error_pattern`, or their level).
+    pub errors: u32,
 }
 
 /// One record (a line, or a joined multiline record) of a [`TailChunk`].
@@ -458,6 +460,7 @@ impl Tailer {
                 service,
                 lines: Vec::new(),
                 position,
+                errors: 0,
             })?;
             self.files[i].reset_pending = false;
         }
@@ -529,6 +532,11 @@ impl Tailer {
             return Ok(());
         };
         let lines: Vec<TailLine> = joined.into_iter().map(|j| self.record(j, now_ms)).collect();
+        let matcher = &self.inputs[self.files[i].input].errors;
+        let errors = lines
+            .iter()
+            .filter(|l| matcher.is_error(&l.bytes, l.level))
+            .count();
         self.files[i].emitted_offset = end;
         let position = self.position_of(i);
         self.files[i].reset_pending = false;
@@ -538,6 +546,7 @@ impl Tailer {
             service,
             lines,
             position,
+            errors: u32::try_from(errors).unwrap_or(u32::MAX),
         })
     }
 
@@ -692,6 +701,7 @@ mod tests {
             read_from,
             max_line_bytes: 1024,
             multiline: None,
+            errors: crate::config::ErrorMatch::Level,
         }
     }
 
