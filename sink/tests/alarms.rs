@@ -1,5 +1,6 @@
 //! Local alarms end to end: the real `outpost-sink serve --rules` with 1-second periods, a
-//! webhook receiver in the test, CPU batches above then below the threshold.
+//! webhook receiver in the test, CPU batches above then below the threshold, and log-line
+//! counters whose error rate (a rule with a denominator) crosses 5 % and falls back.
 
 // clippy.toml's allow-unwrap-in-tests covers #[test] functions, not these helpers.
 #![allow(clippy::unwrap_used)]
@@ -73,7 +74,7 @@ impl Sink {
         Self { child, addr }
     }
 
-    async fn post_cpu(&self, seq: u64, value: f64) {
+    async fn post(&self, seq: u64, points: Vec<MetricPoint>) {
         let batch = Batch {
             agent: AgentIdentity {
                 agent_id: "agent-1".into(),
@@ -82,16 +83,7 @@ impl Sink {
             },
             seq,
             created_ms: now_ms(),
-            records: vec![Record::Metric(MetricPoint {
-                name: "cpu.utilization".into(),
-                ts_ms: now_ms(),
-                value,
-                unit: Unit::Percent,
-                dimensions: vec![Dimension {
-                    key: "cpu".into(),
-                    value: "total".into(),
-                }],
-            })],
+            records: points.into_iter().map(Record::Metric).collect(),
         };
         let reply = reqwest::Client::new()
             .post(format!("http://{}/v1/batches", self.addr))
@@ -117,14 +109,15 @@ impl Sink {
         )
     }
 
-    async fn state(&self) -> Option<String> {
+    /// The state of alarm `name` of host web-1.
+    async fn state_of(&self, name: &str) -> Option<String> {
         let (status, body) = self.alarms(Some(TOKEN)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["alarms"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|a| a["name"] == "cpu-high" && a["host"] == "web-1")
+            .find(|a| a["name"] == name && a["host"] == "web-1")
             .map(|a| a["state"].as_str().unwrap().to_owned())
     }
 
@@ -146,6 +139,24 @@ impl Drop for Sink {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// A point of `name` with one dimension, now.
+fn point(name: &str, key: &str, value_of_key: &str, value: f64) -> MetricPoint {
+    MetricPoint {
+        name: name.into(),
+        ts_ms: now_ms(),
+        value,
+        unit: if name == "cpu.utilization" {
+            Unit::Percent
+        } else {
+            Unit::Count
+        },
+        dimensions: vec![Dimension {
+            key: key.into(),
+            value: value_of_key.into(),
+        }],
     }
 }
 
@@ -177,19 +188,28 @@ async fn webhook() -> (SocketAddr, Received) {
 
 /// Send `value` every [`SAMPLE_EVERY`] until the alarm is in `state`.
 async fn feed_until(sink: &Sink, seq: &mut u64, value: f64, state: &str) {
+    let cpu = || vec![point("cpu.utilization", "cpu", "total", value)];
+    feed_points_until(sink, seq, cpu, "cpu-high", state).await;
+}
+
+/// Send `points()` every [`SAMPLE_EVERY`] until alarm `alarm` of web-1 is in `state`.
+async fn feed_points_until(
+    sink: &Sink,
+    seq: &mut u64,
+    points: impl Fn() -> Vec<MetricPoint>,
+    alarm: &str,
+    state: &str,
+) {
     let start = Instant::now();
     let mut pace = tokio::time::interval(SAMPLE_EVERY);
     loop {
         pace.tick().await;
         *seq += 1;
-        sink.post_cpu(*seq, value).await;
-        if sink.state().await.as_deref() == Some(state) {
+        sink.post(*seq, points()).await;
+        if sink.state_of(alarm).await.as_deref() == Some(state) {
             return;
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "the alarm never reached {state}"
-        );
+        assert!(start.elapsed() < DEADLINE, "{alarm} never reached {state}");
     }
 }
 
@@ -278,6 +298,7 @@ async fn cpu_above_then_below_the_threshold_alarms_notifies_and_recovers() {
         "{body}"
     );
     assert_eq!(alarm["datapoints"].as_array().unwrap().len(), 3, "{body}");
+    assert_eq!(alarm["denominator"], Value::Null, "{body}");
     let history: Vec<(String, String)> = alarm["history"]
         .as_array()
         .unwrap()
@@ -310,6 +331,110 @@ async fn cpu_above_then_below_the_threshold_alarms_notifies_and_recovers() {
     let after = after["alarms"][0]["history"].as_array().unwrap().clone();
     assert!(after.len() >= before.len(), "{after:?}");
     assert_eq!(after[..before.len()], before[..]);
+    sink.stop();
+}
+
+const RATE_RULES: &str = r#"
+[evaluation]
+delay = "0s"
+
+[notify]
+webhook_url = "WEBHOOK"
+max_attempts = 3
+
+[[rule]]
+name = "error-rate-high"
+metric = "log.error_lines"
+denominator = "log.lines"
+dimensions = { service = "app" }
+statistic = "sum"
+period = "1s"
+comparison = ">"
+threshold = 5.0
+datapoints_to_alarm = 2
+evaluation_periods = 3
+missing_data = "not_breaching"
+"#;
+
+/// One interval's log counters of web-1: `errors` of 100 lines for service `app`, and 10 of 10
+/// for service `db`, which the rule (dimensions `service = "app"`) must not count.
+fn log_counters(errors: f64) -> Vec<MetricPoint> {
+    vec![
+        point("log.lines", "service", "app", 100.0),
+        point("log.error_lines", "service", "app", errors),
+        point("log.lines", "service", "db", 10.0),
+        point("log.error_lines", "service", "db", 10.0),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_rate_above_then_below_5_percent_alarms_notifies_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (hook, received) = webhook().await;
+    let rules = tmp.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        RATE_RULES.replace("WEBHOOK", &format!("http://{hook}/hook")),
+    )
+    .unwrap();
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let sink = Sink::start(&tmp.path().join("data"), &rules, &token_file);
+
+    let mut seq = 0;
+    // 20 % of app's lines are errors; then 1 %. Were db's lines counted, the rate would stay
+    // above 5 % (11 of 110) and the alarm would never return to OK.
+    let alarm = "error-rate-high";
+    feed_points_until(&sink, &mut seq, || log_counters(20.0), alarm, "ALARM").await;
+    feed_points_until(&sink, &mut seq, || log_counters(1.0), alarm, "OK").await;
+
+    let start = Instant::now();
+    let wanted = |t: &[(String, String)]| {
+        let alarm = t.iter().position(|(_, new)| new == "ALARM");
+        alarm.is_some_and(|i| {
+            t[i + 1..]
+                .iter()
+                .any(|(old, new)| old == "ALARM" && new == "OK")
+        })
+    };
+    while !wanted(&transitions(&received)) {
+        assert!(start.elapsed() < DEADLINE, "{:?}", transitions(&received));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bodies = received.lock().unwrap().clone();
+    for body in &bodies {
+        assert_eq!(body["alarm"], alarm, "{body}");
+        assert_eq!(body["host"], "web-1", "{body}");
+    }
+    let to_alarm = bodies.iter().find(|b| b["new_state"] == "ALARM").unwrap();
+    let reason = to_alarm["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("Threshold Crossed: ") && reason.contains("the threshold (5)"),
+        "{reason}"
+    );
+
+    // The datapoints are percentages of app's lines: each period holds batches of 20 % and/or
+    // 1 % (a period without batches is null), so every value lies between 1 and 20.
+    let (status, body) = sink.alarms(Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    let record = body["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == alarm)
+        .unwrap();
+    assert_eq!(record["metric"], "log.error_lines", "{body}");
+    assert_eq!(record["denominator"], "log.lines", "{body}");
+    let values: Vec<f64> = record["datapoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["value"].as_f64())
+        .collect();
+    assert!(
+        values.iter().all(|v| (1.0..=20.0).contains(v)),
+        "{values:?}"
+    );
     sink.stop();
 }
 

@@ -1,6 +1,7 @@
 //! `outpost-sink cloudwatch-alarms` (the built binary) against moto (the local AWS API server):
 //! the rules of `sink/rules.example.toml` plus a fleet and another per-host rule become
-//! CloudWatch alarms, read back with DescribeAlarms field by field; a second run leaves the
+//! CloudWatch alarms, read back with DescribeAlarms field by field (the error-rate rule, which
+//! has a denominator, as a metric-math alarm with its `Metrics`); a second run leaves the
 //! same alarms; `--dry-run` creates none; `--hosts-from-table` reads the sink's DynamoDB table;
 //! a bad period fails before any call. Skipped when `moto_server` is missing, except under
 //! `CI=true`.
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use aws_sdk_cloudwatch::Client;
-use aws_sdk_cloudwatch::types::MetricAlarm;
+use aws_sdk_cloudwatch::types::{MetricAlarm, MetricDataQuery};
 use outpost_sink::backend::aws::dynamo::DynamoMetrics;
 use outpost_sink::backend::{MetricWrite, PointRow};
 use outpost_testkit::Moto;
@@ -22,7 +23,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_outpost-sink");
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:outpost-alarms";
 const TABLE: &str = "outpost-metrics";
 
-/// Two more rules after the shipped example's three per-host ones: a fleet rule and a per-host
+/// Two more rules after the shipped example's four per-host ones: a fleet rule and a per-host
 /// rule with other statistic, comparison, period and missing-data values.
 const EXTRA_RULES: &str = r#"
 [[rule]]
@@ -208,7 +209,117 @@ const EXPECTED: [Expected; 9] = [
     ),
 ];
 
+/// The metric-math alarms of the example's `error-rate-high` rule, by name, with their host.
+const RATE_ALARMS: [(&str, &str); 2] = [
+    ("outpost-error-rate-high-web-1", "web-1"),
+    ("outpost-error-rate-high-web-2", "web-2"),
+];
+
+/// A `Metrics` element: id, metric name, dimensions (sorted), period, stat, expression, label,
+/// return data.
+type Query<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Vec<(&'a str, &'a str)>,
+    Option<i32>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<bool>,
+);
+
+fn query(q: &MetricDataQuery) -> Query<'_> {
+    let stat = q.metric_stat();
+    let metric = stat.and_then(|s| s.metric());
+    if let Some(metric) = metric {
+        assert_eq!(metric.namespace(), Some("Outpost"), "{q:?}");
+    }
+    let mut dims: Vec<(&str, &str)> = metric
+        .map(|m| m.dimensions())
+        .unwrap_or_default()
+        .iter()
+        .map(|d| (d.name().unwrap(), d.value().unwrap()))
+        .collect();
+    dims.sort_unstable();
+    (
+        q.id().unwrap(),
+        metric.and_then(|m| m.metric_name()),
+        dims,
+        stat.and_then(|s| s.period()),
+        stat.and_then(|s| s.stat()),
+        q.expression(),
+        q.label(),
+        q.return_data(),
+    )
+}
+
+/// A metric-math alarm of `error-rate-high` for `host`, as DescribeAlarms returns it: moto
+/// keeps and returns the `Metrics` of PutMetricAlarm (ids, metric stats, expression, label,
+/// return data), and no MetricName, Statistic or Period.
+fn check_rate(alarm: &MetricAlarm, host: &str) {
+    let name = alarm.alarm_name().unwrap();
+    assert_eq!(alarm.metric_name(), None, "{name}");
+    assert_eq!(alarm.namespace(), None, "{name}");
+    assert_eq!(alarm.statistic(), None, "{name}");
+    assert_eq!(alarm.period(), None, "{name}");
+    assert!(alarm.dimensions().is_empty(), "{name}");
+    let dims = vec![("Host", host), ("service", "app")];
+    let got: Vec<Query<'_>> = alarm.metrics().iter().map(query).collect();
+    let stat = |id, metric| {
+        (
+            id,
+            Some(metric),
+            dims.clone(),
+            Some(60),
+            Some("Sum"),
+            None,
+            None,
+            Some(false),
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            stat("n", "log.error_lines"),
+            stat("d", "log.lines"),
+            (
+                "e1",
+                None,
+                vec![],
+                None,
+                None,
+                Some("IF(d > 0, 100 * n / d, 0)"),
+                Some("log.error_lines per 100 log.lines"),
+                Some(true)
+            ),
+        ],
+        "{name}"
+    );
+    assert_eq!(alarm.evaluation_periods(), Some(5), "{name}");
+    assert_eq!(alarm.datapoints_to_alarm(), Some(3), "{name}");
+    assert_eq!(alarm.threshold(), Some(5.0), "{name}");
+    assert_eq!(
+        alarm.comparison_operator().map(|c| c.as_str()),
+        Some("GreaterThanThreshold"),
+        "{name}"
+    );
+    assert_eq!(alarm.treat_missing_data(), Some("notBreaching"), "{name}");
+    assert_eq!(alarm.alarm_actions(), [TOPIC], "{name}");
+    assert_eq!(alarm.ok_actions(), [TOPIC], "{name}");
+}
+
 fn check(alarms: &[MetricAlarm]) {
+    let (rate, alarms): (Vec<&MetricAlarm>, Vec<&MetricAlarm>) = alarms.iter().partition(|a| {
+        a.alarm_name()
+            .unwrap()
+            .starts_with("outpost-error-rate-high")
+    });
+    let rate_names: Vec<_> = rate.iter().map(|a| a.alarm_name().unwrap()).collect();
+    let want: Vec<_> = RATE_ALARMS.iter().map(|(name, _)| *name).collect();
+    assert_eq!(rate_names, want);
+    for (alarm, (_, host)) in rate.iter().zip(RATE_ALARMS) {
+        check_rate(alarm, host);
+    }
     let names: Vec<_> = alarms.iter().map(|a| a.alarm_name().unwrap()).collect();
     let want: Vec<_> = EXPECTED.iter().map(|e| e.name).collect();
     assert_eq!(names, want);
@@ -290,15 +401,31 @@ async fn rules_become_alarms_that_describe_alarms_reads_back_and_a_rerun_overwri
         .iter()
         .map(|a| a["AlarmName"].as_str().unwrap())
         .collect();
-    assert_eq!(dry_names.len(), EXPECTED.len());
+    assert_eq!(dry_names.len(), EXPECTED.len() + RATE_ALARMS.len());
     assert_eq!(json[0]["AlarmName"], "outpost-cpu-high-web-1");
     assert_eq!(json[0]["OKActions"][0], TOPIC);
+    // The error-rate rule (the example's fourth) is metric math: Metrics, no MetricName.
+    let rate = &json[6];
+    assert_eq!(rate["AlarmName"], "outpost-error-rate-high-web-1");
+    assert!(rate.get("MetricName").is_none(), "{rate}");
+    assert_eq!(
+        rate["Metrics"][0]["MetricStat"]["Metric"]["MetricName"],
+        "log.error_lines"
+    );
+    assert_eq!(
+        rate["Metrics"][1]["MetricStat"]["Metric"]["Dimensions"][0]["Name"],
+        "Host"
+    );
+    assert_eq!(
+        rate["Metrics"][2]["Expression"],
+        "IF(d > 0, 100 * n / d, 0)"
+    );
     assert!(describe_alarms(&client).await.is_empty());
 
     let output = run(Some(&moto), &[], &args);
     assert!(output.status.success(), "{}", stderr(&output));
     let lines: Vec<String> = stdout(&output).lines().map(str::to_owned).collect();
-    assert_eq!(lines.len(), EXPECTED.len(), "{lines:?}");
+    assert_eq!(lines.len(), EXPECTED.len() + RATE_ALARMS.len(), "{lines:?}");
     for name in dry_names {
         assert!(
             lines.contains(&format!("put alarm {name}")),
@@ -368,8 +495,8 @@ async fn hosts_from_table_makes_alarms_for_every_host_of_the_table() {
             "t-memory-high-extra"
         ]
     );
-    // Four per-host rules for three hosts, and the fleet rule.
-    assert_eq!(alarms.len(), 4 * 3 + 1);
+    // Five per-host rules for three hosts, and the fleet rule.
+    assert_eq!(alarms.len(), 5 * 3 + 1);
     assert!(alarms.iter().all(|a| a.alarm_actions().is_empty()));
 
     let output = run(Some(&moto), &[], &args);
@@ -415,7 +542,13 @@ fn per_host_rules_without_hosts_fail_naming_the_rules() {
     );
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
-    for rule in ["cpu-high", "memory-high", "host-silent", "disk-full"] {
+    for rule in [
+        "cpu-high",
+        "memory-high",
+        "host-silent",
+        "error-rate-high",
+        "disk-full",
+    ] {
         assert!(
             message.contains(&format!("rule \"{rule}\": scope is per_host but no host")),
             "{rule}: {message}"
@@ -450,7 +583,7 @@ fn a_failed_call_exits_1_naming_the_alarm_and_the_error() {
     );
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
-    assert!(message.contains("5 of 5 alarms failed"), "{message}");
+    assert!(message.contains("6 of 6 alarms failed"), "{message}");
     assert!(
         message
             .contains("alarm outpost-fleet-errors: CloudWatch PutMetricAlarm outpost-fleet-errors"),

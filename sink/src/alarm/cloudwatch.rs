@@ -6,7 +6,9 @@
 //! A `fleet` rule makes one alarm on the metric with the rule's dimensions only, which is what
 //! the sink publishes with `OUTPOST_CLOUDWATCH_SCOPE=fleet`. A `per_host` rule makes one alarm
 //! per host, on the metric with `Host=<host>` and the rule's dimensions, which is what the sink
-//! publishes with `OUTPOST_CLOUDWATCH_SCOPE=per_host`.
+//! publishes with `OUTPOST_CLOUDWATCH_SCOPE=per_host`. A rule with a denominator makes
+//! metric-math alarms ([`AlarmMetric::Math`]): the sums of both metrics and the guarded
+//! percentage [`RATIO_EXPRESSION`], the same as the local evaluator computes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -58,6 +60,87 @@ pub struct AlarmDimension {
     pub value: String,
 }
 
+/// The expression of the alarm of a rule with a denominator, over the period sums `n` (of the
+/// metric) and `d` (of the denominator): the guard of [`crate::alarm::eval::guarded_ratio`].
+pub const RATIO_EXPRESSION: &str = "IF(d > 0, 100 * n / d, 0)";
+/// `Id` of the metric (numerator) in a ratio alarm's `Metrics`.
+pub const NUMERATOR_ID: &str = "n";
+/// `Id` of the denominator in a ratio alarm's `Metrics`.
+pub const DENOMINATOR_ID: &str = "d";
+/// `Id` of the expression (the alarm's datapoints) in a ratio alarm's `Metrics`.
+pub const EXPRESSION_ID: &str = "e1";
+
+/// One metric with its dimensions (the API's `Metric`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetricId {
+    /// The namespace.
+    pub namespace: String,
+    /// The metric's name.
+    pub metric_name: String,
+    /// The dimensions: `Host` first for a per-host alarm, then the rule's, by name.
+    pub dimensions: Vec<AlarmDimension>,
+}
+
+/// A metric's statistic per period (the API's `MetricStat`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetricStat {
+    /// The metric.
+    pub metric: MetricId,
+    /// Seconds.
+    pub period: i32,
+    /// `Average`, `Maximum`, `Minimum`, `Sum` or `SampleCount`.
+    pub stat: &'static str,
+}
+
+/// One element of a metric-math alarm's `Metrics` (the API's `MetricDataQuery`): a metric's
+/// statistic or an expression over the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetricQuery {
+    /// Referred to by expressions: a lower-case letter, then letters, digits, `_`.
+    pub id: &'static str,
+    /// The metric's statistic (none for an expression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric_stat: Option<MetricStat>,
+    /// The expression (none for a metric).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    /// Shown in the console.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// True for exactly one element: the series the alarm evaluates.
+    pub return_data: bool,
+}
+
+/// What an alarm watches, as `PutMetricAlarm` parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum AlarmMetric {
+    /// One metric's statistic: `Namespace`, `MetricName`, `Dimensions`, `Statistic`, `Period`.
+    #[serde(rename_all = "PascalCase")]
+    Single {
+        /// The metric's namespace.
+        namespace: String,
+        /// The metric's name.
+        metric_name: String,
+        /// The metric's dimensions: `Host` first for a per-host alarm, then the rule's, by name.
+        dimensions: Vec<AlarmDimension>,
+        /// `Average`, `Maximum`, `Minimum`, `Sum` or `SampleCount`.
+        statistic: &'static str,
+        /// Seconds.
+        period: i32,
+    },
+    /// Metric math (a rule with a `denominator`): `Metrics` = `n` and `d`, the `Sum` of the
+    /// metric and of the denominator, and `e1` = [`RATIO_EXPRESSION`], the evaluated series.
+    #[serde(rename_all = "PascalCase")]
+    Math {
+        /// `n`, `d`, `e1`.
+        metrics: Vec<MetricQuery>,
+    },
+}
+
 /// The parameters of one `PutMetricAlarm` call, serialised with the API's parameter names (the
 /// JSON of one element is valid input for `aws cloudwatch put-metric-alarm --cli-input-json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,16 +150,9 @@ pub struct AlarmDefinition {
     pub alarm_name: String,
     /// Names the rule, the host and the rules file; at most [`MAX_ALARM_DESCRIPTION_LEN`].
     pub alarm_description: String,
-    /// The metric's namespace.
-    pub namespace: String,
-    /// The metric's name.
-    pub metric_name: String,
-    /// The metric's dimensions: `Host` first for a per-host alarm, then the rule's, by name.
-    pub dimensions: Vec<AlarmDimension>,
-    /// `Average`, `Maximum`, `Minimum`, `Sum` or `SampleCount`.
-    pub statistic: &'static str,
-    /// Seconds.
-    pub period: i32,
+    /// The metric, or the metric math, the alarm evaluates.
+    #[serde(flatten)]
+    pub metric: AlarmMetric,
     /// N.
     pub evaluation_periods: i32,
     /// M.
@@ -283,6 +359,54 @@ fn option_issues(options: &AlarmOptions, issues: &mut Vec<ConversionIssue>) {
     }
 }
 
+/// What the alarm of `rule` watches: the metric with `dimensions`, or, for a rule with a
+/// denominator, the metric math over the metric and the denominator, both with `dimensions`.
+fn alarm_metric(
+    rule: &Rule,
+    namespace: &str,
+    dimensions: Vec<AlarmDimension>,
+    period: i32,
+) -> AlarmMetric {
+    let statistic = statistic_name(rule.statistic);
+    let Some(denominator) = &rule.denominator else {
+        return AlarmMetric::Single {
+            namespace: namespace.to_owned(),
+            metric_name: rule.metric.clone(),
+            dimensions,
+            statistic,
+            period,
+        };
+    };
+    let stat = |id: &'static str, metric_name: &str| MetricQuery {
+        id,
+        metric_stat: Some(MetricStat {
+            metric: MetricId {
+                namespace: namespace.to_owned(),
+                metric_name: metric_name.to_owned(),
+                dimensions: dimensions.clone(),
+            },
+            period,
+            stat: statistic,
+        }),
+        expression: None,
+        label: None,
+        return_data: false,
+    };
+    AlarmMetric::Math {
+        metrics: vec![
+            stat(NUMERATOR_ID, &rule.metric),
+            stat(DENOMINATOR_ID, denominator),
+            MetricQuery {
+                id: EXPRESSION_ID,
+                metric_stat: None,
+                expression: Some(RATIO_EXPRESSION.to_owned()),
+                label: Some(format!("{} per 100 {denominator}", rule.metric)),
+                return_data: true,
+            },
+        ],
+    }
+}
+
 /// The alarms of one rule, or its problems.
 fn rule_alarms(
     rule: &Rule,
@@ -298,11 +422,13 @@ fn rule_alarms(
             None
         }
     };
-    if rule.metric.chars().count() > MAX_METRIC_NAME_LEN {
-        problems.push(format!(
-            "metric name is {} characters, CloudWatch allows {MAX_METRIC_NAME_LEN}",
-            rule.metric.chars().count()
-        ));
+    for name in std::iter::once(&rule.metric).chain(&rule.denominator) {
+        if name.chars().count() > MAX_METRIC_NAME_LEN {
+            problems.push(format!(
+                "metric name {name:?} is {} characters, CloudWatch allows {MAX_METRIC_NAME_LEN}",
+                name.chars().count()
+            ));
+        }
     }
     problems.extend(
         rule.dimensions
@@ -361,11 +487,7 @@ fn rule_alarms(
         AlarmDefinition {
             alarm_name: fit_alarm_name(&name),
             alarm_description: description(rule, host, source),
-            namespace: options.namespace.clone(),
-            metric_name: rule.metric.clone(),
-            dimensions,
-            statistic: statistic_name(rule.statistic),
-            period,
+            metric: alarm_metric(rule, &options.namespace, dimensions, period),
             evaluation_periods: to_i32(rule.evaluation_periods),
             datapoints_to_alarm: to_i32(rule.datapoints_to_alarm),
             threshold: rule.threshold,
@@ -475,24 +597,56 @@ scope = "fleet"
         convert(text, hosts).unwrap_err().to_string()
     }
 
-    fn dims(alarm: &AlarmDefinition) -> Vec<(&str, &str)> {
-        alarm
-            .dimensions
+    /// The metric of a single-metric alarm: namespace, name, dimensions, statistic, period.
+    struct Single<'a> {
+        namespace: &'a str,
+        metric_name: &'a str,
+        dimensions: &'a [AlarmDimension],
+        statistic: &'a str,
+        period: i32,
+    }
+
+    fn single(alarm: &AlarmDefinition) -> Single<'_> {
+        match &alarm.metric {
+            AlarmMetric::Single {
+                namespace,
+                metric_name,
+                dimensions,
+                statistic,
+                period,
+            } => Single {
+                namespace,
+                metric_name,
+                dimensions,
+                statistic,
+                period: *period,
+            },
+            AlarmMetric::Math { .. } => panic!("{} is a metric-math alarm", alarm.alarm_name),
+        }
+    }
+
+    fn pairs(dimensions: &[AlarmDimension]) -> Vec<(&str, &str)> {
+        dimensions
             .iter()
             .map(|d| (d.name.as_str(), d.value.as_str()))
             .collect()
+    }
+
+    fn dims(alarm: &AlarmDefinition) -> Vec<(&str, &str)> {
+        pairs(single(alarm).dimensions)
     }
 
     #[test]
     fn a_fleet_rule_is_one_alarm_on_the_metric_without_host() {
         let a = one(RULE);
         assert_eq!(a.alarm_name, "outpost-cpu-high");
-        assert_eq!(a.namespace, "Outpost");
-        assert_eq!(a.metric_name, "cpu.utilization");
+        let m = single(&a);
+        assert_eq!(m.namespace, "Outpost");
+        assert_eq!(m.metric_name, "cpu.utilization");
         assert_eq!(dims(&a), [("cpu", "total")]);
-        assert_eq!(a.statistic, "Average");
+        assert_eq!(m.statistic, "Average");
         assert_eq!(
-            (a.period, a.evaluation_periods, a.datapoints_to_alarm),
+            (m.period, a.evaluation_periods, a.datapoints_to_alarm),
             (60, 5, 3)
         );
         assert_eq!(a.threshold, 80.0);
@@ -518,7 +672,7 @@ scope = "fleet"
             ("count", "SampleCount"),
         ] {
             let text = RULE.replace("\"avg\"", &format!("{ours:?}"));
-            assert_eq!(one(&text).statistic, theirs, "{ours}");
+            assert_eq!(single(&one(&text)).statistic, theirs, "{ours}");
         }
     }
 
@@ -555,7 +709,7 @@ scope = "fleet"
                 .replace("\"60s\"", &format!("{period:?}"))
                 .replace("= 5", "= 1")
                 .replace("= 3", "= 1");
-            assert_eq!(one(&text).period, seconds, "{period}");
+            assert_eq!(single(&one(&text)).period, seconds, "{period}");
         }
     }
 
@@ -699,7 +853,7 @@ scope = "fleet"
     #[test]
     fn the_dimension_limit_counts_host_for_per_host_rules() {
         let fleet = convert(&with_dimensions(MAX_ALARM_DIMENSIONS, "fleet"), &[]).unwrap();
-        assert_eq!(fleet[0].dimensions.len(), MAX_ALARM_DIMENSIONS);
+        assert_eq!(dims(&fleet[0]).len(), MAX_ALARM_DIMENSIONS);
         let message = error(&with_dimensions(MAX_ALARM_DIMENSIONS + 1, "fleet"), &[]);
         assert!(
             message.contains("31 dimensions, CloudWatch allows 30"),
@@ -710,7 +864,7 @@ scope = "fleet"
             &["web-1"],
         )
         .unwrap();
-        assert_eq!(host[0].dimensions.len(), MAX_ALARM_DIMENSIONS);
+        assert_eq!(dims(&host[0]).len(), MAX_ALARM_DIMENSIONS);
         let message = error(
             &with_dimensions(MAX_ALARM_DIMENSIONS, "per_host"),
             &["web-1"],
@@ -820,10 +974,197 @@ scope = "fleet"
             [
                 "outpost-cpu-high-web-1",
                 "outpost-memory-high-web-1",
-                "outpost-host-silent-web-1"
+                "outpost-host-silent-web-1",
+                "outpost-error-rate-high-web-1"
             ]
         );
-        assert_eq!(alarms[2].statistic, "SampleCount");
+        assert_eq!(single(&alarms[2]).statistic, "SampleCount");
         assert_eq!(alarms[2].treat_missing_data, "breaching");
+        let rate = &alarms[3];
+        assert_eq!(rate.alarm_name, "outpost-error-rate-high-web-1");
+        assert!(matches!(rate.metric, AlarmMetric::Math { .. }));
+        assert_eq!(
+            (
+                rate.threshold,
+                rate.comparison_operator,
+                rate.treat_missing_data
+            ),
+            (5.0, "GreaterThanThreshold", "notBreaching")
+        );
+    }
+
+    const RATE: &str = r#"
+[[rule]]
+name = "error-rate"
+metric = "log.error_lines"
+denominator = "log.lines"
+dimensions = { service = "app" }
+statistic = "sum"
+period = "5m"
+comparison = ">="
+threshold = 5.0
+datapoints_to_alarm = 2
+evaluation_periods = 4
+missing_data = "not_breaching"
+scope = "fleet"
+"#;
+
+    fn metrics(alarm: &AlarmDefinition) -> &[MetricQuery] {
+        match &alarm.metric {
+            AlarmMetric::Math { metrics } => metrics,
+            AlarmMetric::Single { .. } => panic!("{} is a single-metric alarm", alarm.alarm_name),
+        }
+    }
+
+    /// A metric query's id, metric name, dimensions, period and stat.
+    fn stat(query: &MetricQuery) -> (&str, &str, Vec<(&str, &str)>, i32, &str) {
+        let s = query.metric_stat.as_ref().unwrap();
+        assert_eq!(s.metric.namespace, "Outpost");
+        assert_eq!((&query.expression, &query.label), (&None, &None));
+        assert!(!query.return_data, "{}", query.id);
+        (
+            query.id,
+            s.metric.metric_name.as_str(),
+            pairs(&s.metric.dimensions),
+            s.period,
+            s.stat,
+        )
+    }
+
+    #[test]
+    fn a_rule_with_a_denominator_is_a_metric_math_alarm() {
+        let a = one(RATE);
+        assert_eq!(a.alarm_name, "outpost-error-rate");
+        let m = metrics(&a);
+        assert_eq!(m.len(), 3);
+        let app = vec![("service", "app")];
+        assert_eq!(
+            stat(&m[0]),
+            ("n", "log.error_lines", app.clone(), 300, "Sum")
+        );
+        assert_eq!(stat(&m[1]), ("d", "log.lines", app, 300, "Sum"));
+        assert_eq!(m[2].id, "e1");
+        assert_eq!(
+            m[2].expression.as_deref(),
+            Some("IF(d > 0, 100 * n / d, 0)")
+        );
+        assert_eq!(
+            m[2].label.as_deref(),
+            Some("log.error_lines per 100 log.lines")
+        );
+        assert!(m[2].return_data && m[2].metric_stat.is_none());
+        // Thresholds, M of N, missing data: as for any rule.
+        assert_eq!(
+            (
+                a.evaluation_periods,
+                a.datapoints_to_alarm,
+                a.threshold,
+                a.comparison_operator,
+                a.treat_missing_data
+            ),
+            (4, 2, 5.0, "GreaterThanOrEqualToThreshold", "notBreaching")
+        );
+    }
+
+    #[test]
+    fn a_per_host_ratio_alarm_has_host_on_both_metrics() {
+        let text = RATE.replace("fleet", "per_host");
+        let alarms = convert(&text, &["web-2", "web-1"]).unwrap();
+        let names: Vec<_> = alarms.iter().map(|a| a.alarm_name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["outpost-error-rate-web-1", "outpost-error-rate-web-2"]
+        );
+        for (alarm, host) in alarms.iter().zip(["web-1", "web-2"]) {
+            let m = metrics(alarm);
+            for query in &m[..2] {
+                assert_eq!(
+                    stat(query).2,
+                    [("Host", host), ("service", "app")],
+                    "{}",
+                    query.id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_dimension_limit_counts_host_for_ratio_alarms_too() {
+        let text = with_dimensions(MAX_ALARM_DIMENSIONS, "per_host")
+            .replace(
+                "cpu.utilization\"",
+                "log.error_lines\"\ndenominator = \"log.lines\"",
+            )
+            .replace("\"avg\"", "\"sum\"");
+        let message = error(&text, &["web-1"]);
+        assert!(
+            message.contains("31 dimensions (with Host), CloudWatch allows 30"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_dry_run_json_of_a_ratio_alarm_uses_the_api_names() {
+        let a = one(RATE);
+        let json = serde_json::to_value(&a).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "AlarmActions",
+                "AlarmDescription",
+                "AlarmName",
+                "ComparisonOperator",
+                "DatapointsToAlarm",
+                "EvaluationPeriods",
+                "Metrics",
+                "OKActions",
+                "Threshold",
+                "TreatMissingData",
+            ]
+        );
+        assert_eq!(
+            json["Metrics"],
+            serde_json::json!([
+                {
+                    "Id": "n",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "Outpost",
+                            "MetricName": "log.error_lines",
+                            "Dimensions": [{"Name": "service", "Value": "app"}]
+                        },
+                        "Period": 300,
+                        "Stat": "Sum"
+                    },
+                    "ReturnData": false
+                },
+                {
+                    "Id": "d",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "Outpost",
+                            "MetricName": "log.lines",
+                            "Dimensions": [{"Name": "service", "Value": "app"}]
+                        },
+                        "Period": 300,
+                        "Stat": "Sum"
+                    },
+                    "ReturnData": false
+                },
+                {
+                    "Id": "e1",
+                    "Expression": "IF(d > 0, 100 * n / d, 0)",
+                    "Label": "log.error_lines per 100 log.lines",
+                    "ReturnData": true
+                }
+            ])
+        );
     }
 }

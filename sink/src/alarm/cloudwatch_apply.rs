@@ -2,9 +2,11 @@
 //! [`AlarmDefinition`], and the host names of the sink's DynamoDB table for per-host rules.
 
 use aws_sdk_cloudwatch::Client;
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+use aws_sdk_cloudwatch::types::{
+    ComparisonOperator, Dimension, Metric, MetricDataQuery, MetricStat, Statistic,
+};
 
-use crate::alarm::cloudwatch::AlarmDefinition;
+use crate::alarm::cloudwatch::{AlarmDefinition, AlarmDimension, AlarmMetric, MetricQuery};
 use crate::backend::aws::dynamo::DynamoMetrics;
 use crate::backend::aws::settings::DEFAULT_RETENTION_DAYS;
 use crate::backend::aws::{remote, service};
@@ -32,28 +34,64 @@ impl std::fmt::Display for Failures<'_> {
     }
 }
 
+fn sdk_dimensions(dimensions: &[AlarmDimension]) -> Vec<Dimension> {
+    dimensions
+        .iter()
+        .map(|d| Dimension::builder().name(&d.name).value(&d.value).build())
+        .collect()
+}
+
+fn sdk_query(query: &MetricQuery) -> MetricDataQuery {
+    let stat = query.metric_stat.as_ref().map(|s| {
+        let metric = Metric::builder()
+            .namespace(&s.metric.namespace)
+            .metric_name(&s.metric.metric_name)
+            .set_dimensions(Some(sdk_dimensions(&s.metric.dimensions)))
+            .build();
+        MetricStat::builder()
+            .metric(metric)
+            .period(s.period)
+            .stat(s.stat)
+            .build()
+    });
+    MetricDataQuery::builder()
+        .id(query.id)
+        .set_metric_stat(stat)
+        .set_expression(query.expression.clone())
+        .set_label(query.label.clone())
+        .return_data(query.return_data)
+        .build()
+}
+
 /// Create or overwrite one alarm (`PutMetricAlarm` replaces the whole definition of an alarm
 /// of that name, and keeps its state).
 pub async fn put_alarm(client: &Client, alarm: &AlarmDefinition) -> Result<(), StorageError> {
-    let dimensions = alarm
-        .dimensions
-        .iter()
-        .map(|d| Dimension::builder().name(&d.name).value(&d.value).build())
-        .collect();
-    let mut call = client
+    let call = client
         .put_metric_alarm()
         .alarm_name(&alarm.alarm_name)
-        .alarm_description(&alarm.alarm_description)
-        .namespace(&alarm.namespace)
-        .metric_name(&alarm.metric_name)
-        .set_dimensions(Some(dimensions))
-        .statistic(Statistic::from(alarm.statistic))
-        .period(alarm.period)
-        .evaluation_periods(alarm.evaluation_periods)
-        .datapoints_to_alarm(alarm.datapoints_to_alarm)
-        .threshold(alarm.threshold)
-        .comparison_operator(ComparisonOperator::from(alarm.comparison_operator))
-        .treat_missing_data(alarm.treat_missing_data);
+        .alarm_description(&alarm.alarm_description);
+    let mut call = match &alarm.metric {
+        AlarmMetric::Single {
+            namespace,
+            metric_name,
+            dimensions,
+            statistic,
+            period,
+        } => call
+            .namespace(namespace)
+            .metric_name(metric_name)
+            .set_dimensions(Some(sdk_dimensions(dimensions)))
+            .statistic(Statistic::from(*statistic))
+            .period(*period),
+        AlarmMetric::Math { metrics } => {
+            call.set_metrics(Some(metrics.iter().map(sdk_query).collect()))
+        }
+    }
+    .evaluation_periods(alarm.evaluation_periods)
+    .datapoints_to_alarm(alarm.datapoints_to_alarm)
+    .threshold(alarm.threshold)
+    .comparison_operator(ComparisonOperator::from(alarm.comparison_operator))
+    .treat_missing_data(alarm.treat_missing_data);
     // Left out when empty: the call replaces the whole definition, so none means none.
     if !alarm.alarm_actions.is_empty() {
         call = call.set_alarm_actions(Some(alarm.alarm_actions.clone()));

@@ -1,5 +1,6 @@
-//! The pure alarm evaluator: points become one datapoint per period, the last N datapoints and
-//! the missing-data policy become a state and a reason. No clock, no I/O: time is passed in.
+//! The pure alarm evaluator: points become one datapoint per period (for a rule with a
+//! denominator, the guarded percentage of two metrics' sums), the last N datapoints and the
+//! missing-data policy become a state and a reason. No clock, no I/O: time is passed in.
 
 use std::fmt;
 
@@ -75,12 +76,10 @@ pub fn window_end(now_ms: i64, delay_ms: i64, period_ms: i64) -> i64 {
     (now_ms.saturating_sub(delay_ms)).div_euclid(period_ms) * period_ms
 }
 
-/// The `rule.evaluation_periods` datapoints of the periods ending at `end_ms` (exclusive),
-/// oldest first, from `(ts_ms, value)` samples in any order. Samples outside the window and
-/// non-finite values are skipped.
-pub fn datapoints(rule: &Rule, end_ms: i64, samples: &[(i64, f64)]) -> Vec<Datapoint> {
-    let n = i64::from(rule.evaluation_periods);
-    let start_ms = end_ms - n * rule.period_ms;
+/// The samples of each of the `rule.evaluation_periods` periods ending at `end_ms` (exclusive),
+/// oldest first. Samples outside the window and non-finite values are skipped.
+fn buckets(rule: &Rule, end_ms: i64, samples: &[(i64, f64)]) -> Vec<Vec<f64>> {
+    let start_ms = end_ms - i64::from(rule.evaluation_periods) * rule.period_ms;
     let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); rule.evaluation_periods as usize];
     for &(ts_ms, value) in samples {
         if ts_ms < start_ms || ts_ms >= end_ms || !value.is_finite() {
@@ -92,13 +91,71 @@ pub fn datapoints(rule: &Rule, end_ms: i64, samples: &[(i64, f64)]) -> Vec<Datap
         }
     }
     buckets
-        .iter()
+}
+
+/// The datapoints with `values` (one per period, oldest first) of the window ending at `end_ms`.
+fn with_starts(
+    rule: &Rule,
+    end_ms: i64,
+    values: impl Iterator<Item = Option<f64>>,
+) -> Vec<Datapoint> {
+    let start_ms = end_ms - i64::from(rule.evaluation_periods) * rule.period_ms;
+    values
         .enumerate()
-        .map(|(i, values)| Datapoint {
+        .map(|(i, value)| Datapoint {
             start_ms: start_ms + i as i64 * rule.period_ms,
-            value: aggregate(rule.statistic, values),
+            value,
         })
         .collect()
+}
+
+/// The `rule.evaluation_periods` datapoints of the periods ending at `end_ms` (exclusive),
+/// oldest first, from `(ts_ms, value)` samples in any order. Samples outside the window and
+/// non-finite values are skipped.
+pub fn datapoints(rule: &Rule, end_ms: i64, samples: &[(i64, f64)]) -> Vec<Datapoint> {
+    let buckets = buckets(rule, end_ms, samples);
+    with_starts(
+        rule,
+        end_ms,
+        buckets
+            .iter()
+            .map(|values| aggregate(rule.statistic, values)),
+    )
+}
+
+/// The datapoint of a rule with a denominator, from the statistics `n` (of the metric) and `d`
+/// (of the denominator) of one period, guarded against division by zero exactly as the
+/// CloudWatch expression `IF(d > 0, 100 * n / d, 0)`:
+///
+/// - neither has data: missing (`None`; the rule's missing-data policy applies);
+/// - `d` present and above 0: `100 × n / d`, a missing `n` counting as 0;
+/// - otherwise (`d` is 0, negative or missing while `n` is present): 0.
+pub fn guarded_ratio(n: Option<f64>, d: Option<f64>) -> Option<f64> {
+    match (n, d) {
+        (None, None) => None,
+        (n, Some(d)) if d > 0.0 => Some(100.0 * n.unwrap_or(0.0) / d),
+        _ => Some(0.0),
+    }
+}
+
+/// Like [`datapoints`] for a rule with a denominator: each period's datapoint is the
+/// [`guarded_ratio`] of the rule's statistic over the period's `numerator` samples and over its
+/// `denominator` samples (same dimensions and host(s)).
+pub fn ratio_datapoints(
+    rule: &Rule,
+    end_ms: i64,
+    numerator: &[(i64, f64)],
+    denominator: &[(i64, f64)],
+) -> Vec<Datapoint> {
+    let n = buckets(rule, end_ms, numerator);
+    let d = buckets(rule, end_ms, denominator);
+    with_starts(
+        rule,
+        end_ms,
+        n.iter().zip(&d).map(|(n, d)| {
+            guarded_ratio(aggregate(rule.statistic, n), aggregate(rule.statistic, d))
+        }),
+    )
 }
 
 /// Whether `value` breaches `threshold` under `comparison`.
@@ -222,6 +279,7 @@ mod tests {
         Rule {
             name: "r".into(),
             metric: "cpu.utilization".into(),
+            denominator: None,
             dimensions: Default::default(),
             statistic: Statistic::Avg,
             period_ms: 1_000,
@@ -347,6 +405,46 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_ratio_is_guarded_like_the_cloudwatch_expression() {
+        // IF(d > 0, 100 * n / d, 0), and missing only when neither series has data.
+        assert_eq!(guarded_ratio(Some(3.0), Some(60.0)), Some(5.0));
+        assert_eq!(guarded_ratio(None, Some(60.0)), Some(0.0));
+        assert_eq!(guarded_ratio(Some(0.0), Some(0.0)), Some(0.0));
+        assert_eq!(guarded_ratio(Some(4.0), Some(0.0)), Some(0.0));
+        assert_eq!(guarded_ratio(None, Some(0.0)), Some(0.0));
+        assert_eq!(guarded_ratio(Some(4.0), None), Some(0.0));
+        assert_eq!(guarded_ratio(Some(1.0), Some(-2.0)), Some(0.0));
+        assert_eq!(guarded_ratio(None, None), None);
+    }
+
+    #[test]
+    fn ratio_datapoints_divide_the_sums_of_each_period() {
+        let mut r = rule(1, 4, Missing);
+        r.statistic = Statistic::Sum;
+        r.denominator = Some("log.lines".into());
+        let errors = [(6_000, 1.0), (6_500, 2.0), (8_100, 7.0), (9_999, f64::NAN)];
+        let lines = [
+            (6_100, 20.0),
+            (6_900, 40.0),
+            (7_000, 0.0),
+            (9_000, 10.0),
+            (10_000, 1.0), // the current period: not evaluated
+        ];
+        let values: Vec<Option<f64>> = ratio_datapoints(&r, 10_000, &errors, &lines)
+            .iter()
+            .map(|d| d.value)
+            .collect();
+        // [6 s, 7 s): 3 of 60; [7 s, 8 s): lines 0; [8 s, 9 s): no lines; [9 s, 10 s): no
+        // (finite) errors.
+        assert_eq!(values, [Some(5.0), Some(0.0), Some(0.0), Some(0.0)]);
+        let empty = ratio_datapoints(&r, 10_000, &[], &[]);
+        assert_eq!(empty.len(), 4);
+        assert!(empty.iter().all(|d| d.value.is_none()));
+        assert_eq!(empty[0].start_ms, 6_000);
+        assert_eq!(empty[3].start_ms, 9_000);
+    }
+
     // --- the reference model -------------------------------------------------------------
 
     #[derive(Debug, Clone, Copy, PartialEq)]
@@ -433,7 +531,59 @@ mod tests {
             .collect()
     }
 
+    /// Count-like samples (whole numbers, some 0) over a window of 5 periods of 1 s starting at
+    /// 10 s, a few outside it.
+    fn counts() -> impl Strategy<Value = Vec<(i64, f64)>> {
+        proptest::collection::vec((9_000i64..16_000, 0u32..50), 0..30).prop_map(|v| {
+            v.into_iter()
+                .map(|(ts, count)| (ts, f64::from(count)))
+                .collect()
+        })
+    }
+
+    /// The sum of the samples of `[from, to)`, `None` when there are none: written out here
+    /// independently of `buckets` and `aggregate`.
+    fn period_sum(samples: &[(i64, f64)], from: i64, to: i64) -> Option<f64> {
+        let inside: Vec<f64> = samples
+            .iter()
+            .filter(|(ts, _)| (from..to).contains(ts))
+            .map(|&(_, v)| v)
+            .collect();
+        (!inside.is_empty()).then(|| inside.iter().sum())
+    }
+
     proptest! {
+        #[test]
+        fn a_ratio_datapoint_is_the_guarded_ratio_of_the_two_sums(
+            errors in counts(), lines in counts(),
+        ) {
+            let mut r = rule(1, 5, Missing);
+            r.statistic = Statistic::Sum;
+            r.denominator = Some("log.lines".into());
+            let points = ratio_datapoints(&r, 15_000, &errors, &lines);
+            prop_assert_eq!(points.len(), 5);
+            for (i, point) in points.iter().enumerate() {
+                let from = 10_000 + i as i64 * 1_000;
+                prop_assert_eq!(point.start_ms, from);
+                let n = period_sum(&errors, from, from + 1_000);
+                let d = period_sum(&lines, from, from + 1_000);
+                let expected = match (n, d) {
+                    (None, None) => None,
+                    (n, Some(d)) if d > 0.0 => Some(100.0 * n.unwrap_or(0.0) / d),
+                    _ => Some(0.0),
+                };
+                prop_assert_eq!(point.value, expected, "period {}: n {:?} d {:?}", i, n, d);
+                // Missing exactly when neither metric has a sample in the period.
+                prop_assert_eq!(point.value.is_none(), n.is_none() && d.is_none());
+                // A rate of counts where errors are a part of the lines stays in [0, 100].
+                if let (Some(n), Some(d)) = (n, d)
+                    && n <= d
+                {
+                    prop_assert!((0.0..=100.0).contains(&point.value.unwrap_or(-1.0)));
+                }
+            }
+        }
+
         #[test]
         fn evaluate_agrees_with_the_model((m, classes, policy, current) in case()) {
             let r = rule(m, classes.len() as u32, policy);

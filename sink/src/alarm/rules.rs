@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::aws::cloudwatch::MAX_METRIC_NAME_LEN;
+
 /// The most evaluation periods a rule may look back over (also bounds the datapoints kept).
 pub const MAX_EVALUATION_PERIODS: u32 = 100;
 
@@ -100,6 +102,10 @@ pub struct RuleFile {
     pub name: String,
     /// Metric name as stored, e.g. `cpu.utilization`.
     pub metric: String,
+    /// Makes the datapoint a percentage: `100 × S(metric) / S(denominator)` per period, where S
+    /// is `statistic` (which must be `sum`) over the same dimensions and host(s); 0 when the
+    /// denominator's sum is 0 or missing while the metric has data, missing when neither has.
+    pub denominator: Option<String>,
     /// The exact dimension set of the series; none means the series without dimensions.
     #[serde(default)]
     pub dimensions: BTreeMap<String, String>,
@@ -190,7 +196,10 @@ pub struct Rule {
     pub name: String,
     /// Metric name.
     pub metric: String,
-    /// Exact dimension set.
+    /// The metric the datapoint is a percentage of (`100 × S(metric) / S(denominator)`, see
+    /// [`crate::alarm::eval::guarded_ratio`]); `statistic` is then `sum`.
+    pub denominator: Option<String>,
+    /// Exact dimension set (of the metric and of the denominator).
     pub dimensions: BTreeMap<String, String>,
     /// Statistic per period.
     pub statistic: Statistic,
@@ -327,6 +336,25 @@ fn duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// Why `name` is not a metric name: 1 to [`MAX_METRIC_NAME_LEN`] characters, none of them a
+/// control character, not only spaces.
+fn metric_name_problem(name: &str) -> Option<String> {
+    let chars = name.chars().count();
+    if chars == 0 {
+        Some("must not be empty".into())
+    } else if chars > MAX_METRIC_NAME_LEN
+        || name.chars().any(char::is_control)
+        || name.trim().is_empty()
+    {
+        Some(format!(
+            "{name:?} is not a metric name: 1 to {MAX_METRIC_NAME_LEN} characters, \
+             no control characters, not only spaces"
+        ))
+    } else {
+        None
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 200
@@ -362,6 +390,27 @@ impl RulesFile {
             }
             if r.metric.is_empty() {
                 issue(key("metric"), "must not be empty".into());
+            }
+            if let Some(denominator) = &r.denominator {
+                if let Some(problem) = metric_name_problem(denominator) {
+                    issue(key("denominator"), problem);
+                } else if *denominator == r.metric {
+                    issue(
+                        key("denominator"),
+                        format!("{denominator:?} must differ from metric"),
+                    );
+                }
+                if r.statistic != Statistic::Sum {
+                    issue(
+                        key("statistic"),
+                        format!(
+                            "must be \"sum\" in rule {:?}, which has a denominator: the \
+                             datapoint is 100 × sum(metric) / sum(denominator), a rate of \
+                             counts; avg, max, min or count of counters make no rate",
+                            r.name
+                        ),
+                    );
+                }
             }
             let period = match duration(&r.period) {
                 Ok(p) if p < MIN_PERIOD || p.subsec_nanos() != 0 => {
@@ -412,6 +461,7 @@ impl RulesFile {
                 rules.push(Rule {
                     name: r.name,
                     metric: r.metric,
+                    denominator: r.denominator,
                     dimensions: r.dimensions,
                     statistic: r.statistic,
                     period_ms: i64::try_from(p.as_millis()).unwrap_or(i64::MAX),
@@ -535,7 +585,10 @@ evaluation_periods = 5
         let text = include_str!("../../rules.example.toml");
         let rules = parse_str(text).unwrap();
         let names: Vec<_> = rules.rules.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["cpu-high", "memory-high", "host-silent"]);
+        assert_eq!(
+            names,
+            ["cpu-high", "memory-high", "host-silent", "error-rate-high"]
+        );
         assert_eq!(rules.tick, Duration::from_secs(60));
         assert!(rules.webhook.is_none());
         let cpu = &rules.rules[0];
@@ -548,6 +601,111 @@ evaluation_periods = 5
             (3, 5, 60_000)
         );
         assert_eq!(rules.rules[2].missing_data, MissingData::Breaching);
+        assert!(rules.rules[..3].iter().all(|r| r.denominator.is_none()));
+        let rate = &rules.rules[3];
+        assert_eq!(rate.metric, "log.error_lines");
+        assert_eq!(rate.denominator.as_deref(), Some("log.lines"));
+        assert_eq!(rate.statistic, Statistic::Sum);
+        assert_eq!(
+            rate.dimensions,
+            BTreeMap::from([("service".to_owned(), "app".to_owned())])
+        );
+        assert_eq!(
+            (
+                rate.comparison,
+                rate.threshold,
+                rate.datapoints_to_alarm,
+                rate.evaluation_periods,
+                rate.period_ms,
+                rate.missing_data,
+                rate.scope
+            ),
+            (
+                Comparison::Greater,
+                5.0,
+                3,
+                5,
+                60_000,
+                MissingData::NotBreaching,
+                Scope::PerHost
+            )
+        );
+    }
+
+    /// The error-rate rule of the example, with `statistic` and `denominator` to replace.
+    const RATE: &str = r#"
+[[rule]]
+name = "error-rate"
+metric = "log.error_lines"
+denominator = "log.lines"
+dimensions = { service = "app" }
+statistic = "sum"
+period = "60s"
+comparison = ">"
+threshold = 5.0
+datapoints_to_alarm = 3
+evaluation_periods = 5
+"#;
+
+    #[test]
+    fn a_denominator_is_kept_and_is_optional() {
+        let rules = parse_str(&format!("{RULE}{RATE}")).unwrap();
+        assert_eq!(rules.rules[0].denominator, None);
+        assert_eq!(rules.rules[1].denominator.as_deref(), Some("log.lines"));
+    }
+
+    #[test]
+    fn a_denominator_needs_the_sum_statistic() {
+        for statistic in ["avg", "max", "min", "count"] {
+            let message = error(&RATE.replace("\"sum\"", &format!("{statistic:?}")));
+            assert!(
+                message.starts_with(
+                    "rules.toml: rule[0].statistic: must be \"sum\" in rule \"error-rate\", \
+                     which has a denominator"
+                ),
+                "{statistic}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_denominator_must_be_a_metric_name_other_than_the_metric() {
+        let with =
+            |denominator: &str| error(&RATE.replace("\"log.lines\"", &format!("{denominator:?}")));
+        assert!(
+            with("").contains("rules.toml: rule[0].denominator: must not be empty"),
+            "{}",
+            with("")
+        );
+        for bad in [" ", "log\nlines"] {
+            let message = with(bad);
+            assert!(
+                message.contains("rules.toml: rule[0].denominator: ")
+                    && message.contains("is not a metric name"),
+                "{bad:?}: {message}"
+            );
+        }
+        let message = with("log.error_lines");
+        assert!(
+            message.contains(
+                "rules.toml: rule[0].denominator: \"log.error_lines\" must differ from metric"
+            ),
+            "{message}"
+        );
+        // The name limit, and one past it.
+        assert!(parse_str(&RATE.replace("log.lines", &"l".repeat(MAX_METRIC_NAME_LEN))).is_ok());
+        let message = with(&"l".repeat(MAX_METRIC_NAME_LEN + 1));
+        assert!(message.contains("rule[0].denominator"), "{message}");
+    }
+
+    #[test]
+    fn every_denominator_problem_is_reported_at_once() {
+        let text = RATE
+            .replace("\"sum\"", "\"avg\"")
+            .replace("\"log.lines\"", "\"log.error_lines\"");
+        let message = error(&text);
+        assert!(message.contains("rule[0].statistic"), "{message}");
+        assert!(message.contains("rule[0].denominator"), "{message}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The alarm task of `outpost-sink serve --rules`: on every tick it re-reads the last N periods
-//! of each rule from the local store, evaluates every alarm, saves the book when a state
-//! changed and hands the transitions to the notifier.
+//! of each rule from the local store (the metric's series and, for a rule with a denominator,
+//! the denominator's), evaluates every alarm, saves the book when a state changed and hands the
+//! transitions to the notifier.
 //!
 //! Each evaluation recomputes the whole window from the store instead of updating on ingest,
 //! so a batch that arrives late (an agent that was offline and replays its spool) still counts
@@ -35,8 +36,12 @@ struct Inner {
     data_dir: PathBuf,
 }
 
-/// What one alarm is evaluated on: its key, its rule's index, the finite samples.
-type Input = (AlarmKey, usize, Vec<(i64, f64)>);
+/// `(ts_ms, value)` samples with a value.
+type Samples = Vec<(i64, f64)>;
+
+/// What one alarm is evaluated on: its key, its rule's index, the samples of the metric and,
+/// for a rule with a denominator, those of the denominator.
+type Input = (AlarmKey, usize, Samples, Option<Samples>);
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -115,52 +120,80 @@ impl Alarms {
         let rules = &self.inner.rules;
         let hosts: Vec<String> = store.hosts().await?.into_iter().map(|h| h.host).collect();
         let delay = millis(rules.delay);
-        let mut queries = Vec::with_capacity(rules.rules.len() * hosts.len());
+        // Per rule: the metric of every host, then the denominator (if any) of every host, over
+        // the same dimensions and window.
+        let mut queries = Vec::with_capacity(rules.rules.len() * hosts.len() * 2);
         for rule in &rules.rules {
             let end = eval::window_end(now_ms, delay, rule.period_ms);
             let dimensions = serde_json::to_string(&rule.dimensions).unwrap_or_default();
-            for host in &hosts {
-                queries.push(SeriesQuery {
-                    host: host.clone(),
-                    name: rule.metric.clone(),
-                    dimensions: dimensions.clone(),
-                    from_ms: end - i64::from(rule.evaluation_periods) * rule.period_ms,
-                    to_ms: end,
-                });
+            for name in std::iter::once(&rule.metric).chain(&rule.denominator) {
+                for host in &hosts {
+                    queries.push(SeriesQuery {
+                        host: host.clone(),
+                        name: name.clone(),
+                        dimensions: dimensions.clone(),
+                        from_ms: end - i64::from(rule.evaluation_periods) * rule.period_ms,
+                        to_ms: end,
+                    });
+                }
             }
         }
         let mut series = store.series(queries).await?.into_iter();
+        let mut next_per_host = || -> BTreeMap<&String, Samples> {
+            hosts
+                .iter()
+                .map(|host| {
+                    let points = series.next().unwrap_or_default();
+                    let samples = points
+                        .into_iter()
+                        .filter_map(|(ts, v)| v.map(|v| (ts, v)))
+                        .collect();
+                    (host, samples)
+                })
+                .collect()
+        };
         // Evaluated under the lock, below.
         let mut inputs: Vec<Input> = Vec::new();
         for (index, rule) in rules.rules.iter().enumerate() {
-            let mut by_host: BTreeMap<&String, Vec<(i64, f64)>> = BTreeMap::new();
-            for host in &hosts {
-                let points = series.next().unwrap_or_default();
-                let samples = points
-                    .into_iter()
-                    .filter_map(|(ts, v)| v.map(|v| (ts, v)))
-                    .collect();
-                by_host.insert(host, samples);
-            }
+            let metric = next_per_host();
+            let mut denominator = rule.denominator.as_ref().map(|_| next_per_host());
             match rule.scope {
                 Scope::PerHost => {
-                    for (host, samples) in by_host {
-                        inputs.push(((rule.name.clone(), Some(host.clone())), index, samples));
+                    for (host, samples) in metric {
+                        let of_host = denominator
+                            .as_mut()
+                            .map(|d| d.remove(host).unwrap_or_default());
+                        inputs.push((
+                            (rule.name.clone(), Some(host.clone())),
+                            index,
+                            samples,
+                            of_host,
+                        ));
                     }
                 }
                 Scope::Fleet => {
-                    let samples = by_host.into_values().flatten().collect();
-                    inputs.push(((rule.name.clone(), None), index, samples));
+                    let all = |by_host: BTreeMap<&String, Samples>| {
+                        by_host.into_values().flatten().collect::<Samples>()
+                    };
+                    inputs.push((
+                        (rule.name.clone(), None),
+                        index,
+                        all(metric),
+                        denominator.map(all),
+                    ));
                 }
             }
         }
         let (transitions, snapshot) = {
             let mut book = self.book();
             let mut transitions = Vec::new();
-            for (key, index, samples) in inputs {
+            for (key, index, samples, denominator) in inputs {
                 let rule = &rules.rules[index];
                 let end = eval::window_end(now_ms, delay, rule.period_ms);
-                let points = eval::datapoints(rule, end, &samples);
+                let points = match &denominator {
+                    Some(d) => eval::ratio_datapoints(rule, end, &samples, d),
+                    None => eval::datapoints(rule, end, &samples),
+                };
                 let window: Vec<Option<f64>> = points.iter().map(|d| d.value).collect();
                 let current: AlarmState = book.state(&key);
                 let outcome = eval::evaluate(rule, &window, current);
@@ -221,6 +254,24 @@ scope = "fleet"
 "#;
 
     async fn put(store: &LocalBackend, host: &str, seq: u64, ts_ms: i64, value: f64) {
+        put_points(
+            store,
+            host,
+            seq,
+            ts_ms,
+            &[("cpu.utilization", r#"{"cpu":"total"}"#, value)],
+        )
+        .await;
+    }
+
+    /// One batch of `(name, dimensions JSON, value)` points at `ts_ms`.
+    async fn put_points(
+        store: &LocalBackend,
+        host: &str,
+        seq: u64,
+        ts_ms: i64,
+        points: &[(&str, &str, f64)],
+    ) {
         store
             .put_metrics(MetricWrite {
                 host: host.into(),
@@ -228,13 +279,20 @@ scope = "fleet"
                 agent_version: "0".into(),
                 seq,
                 received_ms: ts_ms,
-                points: vec![PointRow {
-                    name: "cpu.utilization".into(),
-                    dimensions: r#"{"cpu":"total"}"#.into(),
-                    ts_ms,
-                    value: Some(value),
-                    unit: "Percent",
-                }],
+                points: points
+                    .iter()
+                    .map(|&(name, dimensions, value)| PointRow {
+                        name: name.into(),
+                        dimensions: dimensions.into(),
+                        ts_ms,
+                        value: Some(value),
+                        unit: if name == "cpu.utilization" {
+                            "Percent"
+                        } else {
+                            "Count"
+                        },
+                    })
+                    .collect(),
             })
             .await
             .unwrap();
@@ -280,5 +338,82 @@ scope = "fleet"
         put(&store, "web-2", 2, 11_300, 250.0).await;
         assert_eq!(again.evaluate(&store, 12_000).await.unwrap(), 1);
         assert_eq!(again.records()[2].state, Alarm);
+    }
+
+    const RATE_RULES: &str = r#"
+[[rule]]
+name = "error-rate"
+metric = "log.error_lines"
+denominator = "log.lines"
+dimensions = { service = "app" }
+statistic = "sum"
+period = "1s"
+comparison = ">"
+threshold = 5.0
+datapoints_to_alarm = 1
+evaluation_periods = 1
+
+[[rule]]
+name = "fleet-error-rate"
+metric = "log.error_lines"
+denominator = "log.lines"
+dimensions = { service = "app" }
+statistic = "sum"
+period = "1s"
+comparison = ">"
+threshold = 5.0
+datapoints_to_alarm = 1
+evaluation_periods = 1
+scope = "fleet"
+"#;
+
+    const APP: &str = r#"{"service":"app"}"#;
+
+    /// The latest datapoint of every alarm, by rule then host.
+    fn values(alarms: &Alarms) -> Vec<(String, Option<String>, Option<f64>)> {
+        alarms
+            .records()
+            .into_iter()
+            .map(|r| (r.alarm, r.host, r.datapoints.last().and_then(|d| d.value)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_rule_with_a_denominator_divides_the_sums_of_each_host_or_of_the_fleet() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalBackend::open(tmp.path()).unwrap();
+        let rules = crate::alarm::rules::parse(RATE_RULES, Path::new("r.toml")).unwrap();
+        let alarms = Alarms::start(rules, tmp.path());
+        // web-1: 8 errors of 100 lines in two batches; web-2: 0 of 100, plus another service's
+        // and a dimensionless series that must not count; web-3: no log counters at all.
+        let web1 = [("log.lines", APP, 60.0), ("log.error_lines", APP, 3.0)];
+        put_points(&store, "web-1", 1, 10_100, &web1).await;
+        let web1 = [("log.lines", APP, 40.0), ("log.error_lines", APP, 5.0)];
+        put_points(&store, "web-1", 2, 10_600, &web1).await;
+        let web2 = [
+            ("log.lines", APP, 100.0),
+            ("log.error_lines", APP, 0.0),
+            ("log.lines", r#"{"service":"db"}"#, 1.0),
+            ("log.error_lines", r#"{"service":"db"}"#, 1.0),
+            ("log.error_lines", "{}", 50.0),
+        ];
+        put_points(&store, "web-2", 1, 10_200, &web2).await;
+        put(&store, "web-3", 1, 10_300, 1.0).await;
+        // web-3's alarm stays in INSUFFICIENT_DATA, where it started: three changes.
+        assert_eq!(alarms.evaluate(&store, 11_000).await.unwrap(), 3);
+        let v = |a: &str, h: Option<&str>, x| (a.to_owned(), h.map(str::to_owned), x);
+        assert_eq!(
+            values(&alarms),
+            [
+                v("error-rate", Some("web-1"), Some(8.0)),
+                v("error-rate", Some("web-2"), Some(0.0)),
+                v("error-rate", Some("web-3"), None),
+                // 8 of 200
+                v("fleet-error-rate", None, Some(4.0)),
+            ]
+        );
+        use AlarmState::*;
+        let got: Vec<AlarmState> = alarms.records().iter().map(|r| r.state).collect();
+        assert_eq!(got, [Alarm, Ok, InsufficientData, Ok]);
     }
 }

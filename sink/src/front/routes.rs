@@ -267,6 +267,8 @@ struct AlarmJson {
     host: Option<String>,
     scope: &'static str,
     metric: String,
+    /// The rule's denominator: the datapoints are `100 × metric / denominator`.
+    denominator: Option<String>,
     state: AlarmState,
     since: String,
     since_ms: i64,
@@ -337,6 +339,7 @@ pub async fn get_alarms<S: Storage + 'static>(
                 "fleet"
             },
             metric: rule.map(|rule| rule.metric.clone()).unwrap_or_default(),
+            denominator: rule.and_then(|rule| rule.denominator.clone()),
             name: r.alarm,
             host: r.host,
             state: r.state,
