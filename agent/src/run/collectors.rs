@@ -156,35 +156,19 @@ pub fn spawn_sampler(
 ) -> Result<Sampler, AgentError> {
     let (wake, wait) = std_mpsc::channel::<Wake>();
     let handle = spawn("outpost-sampler", move || {
-        let mut backlog = VecDeque::new();
-        let mut dropped = 0u64;
+        let mut backlog = MetricBacklog::new(SAMPLE_BACKLOG, "host sample");
         loop {
             match wait.recv_timeout(interval) {
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                 Ok(Wake::Changed) => continue,
                 Ok(Wake::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
             }
-            backlog.push_back(sampler.sample(super::unix_ms()));
-            if backlog.len() > SAMPLE_BACKLOG {
-                backlog.pop_front();
-                dropped += 1;
-                counters.sample_dropped();
-                tracing::warn!(dropped, "pipeline blocked; dropping the oldest host sample");
-            }
-            while let Some(points) = backlog.pop_front() {
-                match tx.try_send(Item::Metrics(points)) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(item)) => {
-                        if let Item::Metrics(points) = item {
-                            backlog.push_front(points);
-                        }
-                        break;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return dropped,
-                }
+            backlog.push(sampler.sample(super::unix_ms()), &counters);
+            if backlog.send(&tx).is_err() {
+                break;
             }
         }
-        dropped
+        backlog.dropped
     })?;
     Ok(Sampler { handle, wake })
 }
@@ -226,8 +210,7 @@ pub fn spawn_custom(
     let (textfile, exec) = runner.inputs();
     tracing::info!(textfile, exec, "custom metrics: starting");
     let handle = spawn("outpost-custom", move || {
-        let mut backlog: VecDeque<Vec<MetricPoint>> = VecDeque::new();
-        let mut dropped = 0u64;
+        let mut backlog = MetricBacklog::new(CUSTOM_BACKLOG, "run of custom metrics");
         let mut counted = 0u64;
         loop {
             let wait_for = runner.deadline().map_or(Duration::from_secs(3600), |d| {
@@ -242,40 +225,76 @@ pub fn spawn_custom(
                 Instant::now(),
                 super::unix_ms(),
                 &thread_stop,
-                &mut |points| {
-                    backlog.push_back(points);
-                    if backlog.len() > CUSTOM_BACKLOG {
-                        backlog.pop_front();
-                        dropped += 1;
-                        tracing::warn!(
-                            dropped,
-                            "pipeline blocked; dropping the oldest custom metrics"
-                        );
-                    }
-                },
+                &mut |points| backlog.push(points, &counters),
             );
             let total = errors.load(Ordering::Relaxed);
             counters.custom_errors(total - counted);
             counted = total;
-            if thread_stop.load(Ordering::Relaxed) {
+            if thread_stop.load(Ordering::Relaxed) || backlog.send(&tx).is_err() {
                 break;
             }
-            while let Some(points) = backlog.pop_front() {
-                match tx.try_send(Item::Metrics(points)) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(item)) => {
-                        if let Item::Metrics(points) = item {
-                            backlog.push_front(points);
-                        }
-                        break;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return dropped,
-                }
-            }
         }
-        dropped
+        backlog.dropped
     })?;
     Ok(CustomThread { handle, wake, stop })
+}
+
+/// Metric points waiting for room in the pipeline (a sampler or custom-input thread never
+/// blocks on it): the newest `limit` runs are kept, the oldest dropped and counted.
+struct MetricBacklog {
+    runs: VecDeque<Vec<MetricPoint>>,
+    limit: usize,
+    /// What one run is, for the log line.
+    what: &'static str,
+    /// Runs dropped.
+    dropped: u64,
+}
+
+/// The pipeline has closed (the agent is stopping).
+struct Closed;
+
+impl MetricBacklog {
+    fn new(limit: usize, what: &'static str) -> Self {
+        Self {
+            runs: VecDeque::new(),
+            limit,
+            what,
+            dropped: 0,
+        }
+    }
+
+    /// Queue one run's points; past the limit the oldest run is dropped (counted in
+    /// `agent.records_dropped`).
+    fn push(&mut self, points: Vec<MetricPoint>, counters: &Counters) {
+        self.runs.push_back(points);
+        if self.runs.len() > self.limit {
+            self.runs.pop_front();
+            self.dropped += 1;
+            counters.metrics_dropped();
+            tracing::warn!(
+                dropped = self.dropped,
+                "pipeline blocked; dropping the oldest {}",
+                self.what
+            );
+        }
+    }
+
+    /// Hand the pipeline every queued run it takes now, oldest first.
+    fn send(&mut self, tx: &mpsc::Sender<Item>) -> Result<(), Closed> {
+        while let Some(points) = self.runs.pop_front() {
+            match tx.try_send(Item::Metrics(points)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(item)) => {
+                    if let Item::Metrics(points) = item {
+                        self.runs.push_front(points);
+                    }
+                    return Ok(());
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(Closed),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Start a named thread.

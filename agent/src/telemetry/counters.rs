@@ -25,7 +25,7 @@ pub struct Counters {
     batches_sent: AtomicU64,
     batches_failed: AtomicU64,
     records_rejected: AtomicU64,
-    samples_dropped: AtomicU64,
+    metric_runs_dropped: AtomicU64,
     custom_errors: AtomicU64,
     spool_bytes: AtomicU64,
     last_sent_ms: AtomicI64,
@@ -46,8 +46,8 @@ pub struct Snapshot {
     pub batches_sent: u64,
     /// Failed delivery attempts (retried) and frames the sink refused for good.
     pub batches_failed: u64,
-    /// Records not delivered: host samples dropped while the pipeline was blocked and records
-    /// of frames the sink refused (kept as dead letters).
+    /// Not delivered: runs of metric points (host samples, custom inputs) dropped while the
+    /// pipeline was blocked, and records of frames the sink refused (kept as dead letters).
     pub records_dropped: u64,
     /// Problems of the custom metric inputs (bad files, failing commands).
     pub custom_errors: u64,
@@ -99,9 +99,10 @@ impl Counters {
             .store(ship.records_rejected, Ordering::Relaxed);
     }
 
-    /// One more host sample dropped.
-    pub fn sample_dropped(&self) {
-        self.samples_dropped.fetch_add(1, Ordering::Relaxed);
+    /// One more run of metric points (a host sample, a custom input's run) dropped while the
+    /// pipeline was blocked.
+    pub fn metrics_dropped(&self) {
+        self.metric_runs_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `n` more problems of the custom metric inputs.
@@ -133,7 +134,7 @@ impl Counters {
             files_watched: get(&self.files_watched),
             batches_sent: get(&self.batches_sent),
             batches_failed: get(&self.batches_failed),
-            records_dropped: get(&self.samples_dropped) + get(&self.records_rejected),
+            records_dropped: get(&self.metric_runs_dropped) + get(&self.records_rejected),
             custom_errors: get(&self.custom_errors),
             spool_bytes: get(&self.spool_bytes),
             last_sent_ms: self.last_sent_ms.load(Ordering::Relaxed),
@@ -181,7 +182,7 @@ mod tests {
             records_abandoned: 0,
         };
         c.set_ship(&ship, 1, 1_000);
-        c.sample_dropped();
+        c.metrics_dropped();
         c.set_ship(&ship, 1, 2_000);
         let s = c.snapshot();
         assert_eq!(s.batches_sent, 4);

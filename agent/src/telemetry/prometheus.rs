@@ -43,7 +43,7 @@ pub fn render(s: &Snapshot, version: &str) -> String {
     metric(
         "outpost_agent_records_dropped_total",
         "counter",
-        "Host samples dropped while blocked and records of refused frames.",
+        "Host samples and custom-input runs dropped while blocked, and records of refused frames.",
         s.records_dropped as f64,
     );
     metric(
