@@ -128,9 +128,13 @@ def wait(what, pred, agent):
 
 
 def profile(agent_bin, sink_bin, work):
-    logs, state, sink_dir = (os.path.join(work, d) for d in ("logs", "state", "sink"))
-    for d in (logs, state, sink_dir):
+    logs, state, sink_dir, textfile = (
+        os.path.join(work, d) for d in ("logs", "state", "sink", "textfile"))
+    for d in (logs, state, sink_dir, textfile):
         os.makedirs(d)
+    # The opt-in custom inputs run too, so that their code is laid out for those who use them.
+    with open(os.path.join(textfile, "app.prom"), "w") as f:
+        f.write('# TYPE app_queue_depth gauge\napp_queue_depth{queue="mail"} 3\n')
     gen = e2e.LogGen(1, 1_700_000_000)
     for i in range(1, 11):
         append(os.path.join(logs, "app%d.log" % i), gen, 200)
@@ -164,7 +168,14 @@ kind = "http"
 url = "%s"
 [telemetry]
 interval = "2s"
-""" % (state, logs, url))
+[textfile]
+dir = "%s"
+interval = "2s"
+[[exec]]
+name = "echo"
+command = ["/bin/echo", "app_up 1"]
+interval = "2s"
+""" % (state, logs, url, textfile))
         out = os.path.join(work, "callgrind.out")
         env = dict(os.environ, GLIBC_TUNABLES=unit_tunables())
         agent = subprocess.Popen(
