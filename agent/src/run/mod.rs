@@ -148,7 +148,7 @@ pub async fn run(
 
     let sender = Sender::new(&config.sink, &ident.agent_id).await?;
     let counters = Arc::new(Counters::default());
-    counters.register_services(config.logs.iter().map(|l| l.service.as_str()));
+    counters.set_services(config.logs.iter().map(|l| l.service.as_str()));
     let listener = match config.telemetry.listen {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             AgentError::Internal(format!("telemetry.listen: cannot listen on {addr}: {e}"))
@@ -416,7 +416,7 @@ async fn reload_loop(
 ) {
     while let Some(config) = reload.recv().await {
         let inputs: Vec<LogInput> = config.logs.clone();
-        counters.register_services(inputs.iter().map(|l| l.service.as_str()));
+        counters.set_services(inputs.iter().map(|l| l.service.as_str()));
         tracing::info!(
             inputs = inputs.len(),
             "config reloaded: applying log inputs"

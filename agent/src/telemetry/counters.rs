@@ -60,23 +60,29 @@ pub struct Snapshot {
 }
 
 impl Counters {
-    /// Start every service of `services` at zero (so each has a point even before its first
-    /// line); services already counted keep their counts.
-    pub fn register_services<'a>(&self, services: impl IntoIterator<Item = &'a str>) {
+    /// The log services now configured: each new one starts at zero (so it has a point even
+    /// before its first line), those still configured keep their counts, and those no longer
+    /// configured are forgotten (no more points for them after a reload removed them).
+    pub fn set_services<'a>(&self, services: impl IntoIterator<Item = &'a str>) {
+        let wanted: std::collections::BTreeSet<&str> = services.into_iter().collect();
         let mut logs = self.logs.lock().unwrap_or_else(PoisonError::into_inner);
-        for s in services {
+        logs.retain(|name, _| wanted.contains(&**name));
+        for s in wanted {
             if !logs.contains_key(s) {
                 logs.insert(Arc::from(s), LogCount::default());
             }
         }
     }
 
-    /// Count a chunk of `lines` records of `service`, `errors` of them error lines.
-    pub fn count_logs(&self, service: &Arc<str>, lines: u64, errors: u64) {
+    /// Count a chunk of `lines` records of `service`, `errors` of them error lines. Only the
+    /// services of [`Counters::set_services`] are counted (a chunk of an input a reload just
+    /// removed is not).
+    pub fn count_logs(&self, service: &str, lines: u64, errors: u64) {
         let mut logs = self.logs.lock().unwrap_or_else(PoisonError::into_inner);
-        let c = logs.entry(service.clone()).or_default();
-        c.lines += lines;
-        c.errors += errors;
+        if let Some(c) = logs.get_mut(service) {
+            c.lines += lines;
+            c.errors += errors;
+        }
     }
 
     /// The tailer's totals.
@@ -152,23 +158,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_add_up_per_service_and_registration_keeps_counts() {
+    fn counts_add_up_per_service_and_a_reload_keeps_only_configured_services() {
         let c = Counters::default();
-        c.register_services(["api", "web"]);
+        c.set_services(["api", "web"]);
         let api: Arc<str> = Arc::from("api");
-        c.count_logs(&api, 10, 2);
-        c.count_logs(&api, 5, 1);
-        c.register_services(["api", "db"]);
+        c.count_logs("api", 10, 2);
+        c.count_logs("api", 5, 1);
+        let want = LogCount {
+            lines: 15,
+            errors: 3,
+        };
         let s = c.snapshot();
-        assert_eq!(
-            s.logs[&api],
-            LogCount {
-                lines: 15,
-                errors: 3
-            }
-        );
+        assert_eq!(s.logs[&api], want);
         assert_eq!(s.logs[&Arc::from("web")], LogCount::default());
-        assert_eq!(s.logs.len(), 3);
+        // A reload dropped `web` and added `db`: `api` keeps its counts.
+        c.set_services(["api", "db"]);
+        let s = c.snapshot();
+        assert_eq!(s.logs[&api], want);
+        assert_eq!(s.logs[&Arc::from("db")], LogCount::default());
+        assert!(!s.logs.contains_key(&Arc::from("web")));
+        assert_eq!(s.logs.len(), 2);
+        // A last chunk of the removed input is not counted (nor brings `web` back).
+        c.count_logs("web", 3, 1);
+        assert_eq!(c.snapshot().logs.len(), 2);
     }
 
     #[test]

@@ -84,7 +84,8 @@ async fn answer(mut stream: TcpStream, counters: &Counters, version: &str) -> st
         }
         head.extend_from_slice(&buf[..n]);
         if head.len() > MAX_REQUEST_BYTES {
-            return respond(&mut stream, 431, "text/plain", "request head too large\n").await;
+            let body = "request head too large\n";
+            return respond(&mut stream, 431, "text/plain", body, body.len()).await;
         }
     }
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
@@ -92,33 +93,32 @@ async fn answer(mut stream: TcpStream, counters: &Counters, version: &str) -> st
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
-    match (method, path) {
-        ("GET" | "HEAD", "/metrics") => {
-            let text = render(&counters.snapshot(), version);
-            respond(&mut stream, 200, CONTENT_TYPE, &text).await
-        }
+    let (status, content_type, body) = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => (200, CONTENT_TYPE, render(&counters.snapshot(), version)),
         ("GET" | "HEAD", "/healthz") => {
             let h = Health::of(counters, version);
-            respond(&mut stream, h.status, "application/json", &h.body).await
+            (h.status, "application/json", h.body)
         }
-        (_, "/metrics" | "/healthz") => respond(&mut stream, 405, "text/plain", "only GET\n").await,
-        _ => {
-            respond(
-                &mut stream,
-                404,
-                "text/plain",
-                "not found: try /metrics or /healthz\n",
-            )
-            .await
-        }
-    }
+        (_, "/metrics" | "/healthz") => (405, "text/plain", "only GET or HEAD\n".to_owned()),
+        _ => (
+            404,
+            "text/plain",
+            "not found: try /metrics or /healthz\n".to_owned(),
+        ),
+    };
+    // A HEAD answer has the GET answer's head, without its body.
+    let length = body.len();
+    let body = if method == "HEAD" { "" } else { &body };
+    respond(&mut stream, status, content_type, body, length).await
 }
 
+/// Write the answer: status line, headers (`Content-Length: length`), `body`, then close.
 async fn respond(
     stream: &mut TcpStream,
     status: u16,
     content_type: &str,
     body: &str,
+    length: usize,
 ) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
@@ -128,8 +128,7 @@ async fn respond(
         _ => "Service Unavailable",
     };
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;
@@ -169,6 +168,17 @@ mod tests {
                 .await
                 .starts_with("HTTP/1.1 405")
         );
+        let head = get(addr, "HEAD /metrics HTTP/1.1\r\n\r\n").await;
+        let (head, body) = head.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(body.is_empty(), "{body}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(length > 100, "{head}");
         assert!(
             get(addr, "GET / HTTP/1.1\r\n\r\n")
                 .await
