@@ -87,6 +87,34 @@ def rust_const(path, name):
     return m.group(1)
 
 
+def rust_const_list(path, name):
+    text = (ROOT / path).read_text()
+    m = re.search(rf"pub const {name}: \[&str; \d+\] = \[([^\]]*)\];", text)
+    assert m, f"{name} not found in {path}"
+    return re.findall(r'"([^"]*)"', m.group(1))
+
+
+def parse_selection(text):
+    """OUTPOST_CLOUDWATCH_METRICS as {name: None (every dimension set) or a set of sorted
+    ((key, value), ...)}, or None for `*` (everything): the simple cases only (the sink's
+    select.rs is the parser)."""
+    if text.strip() == "*":
+        return None
+    out = {}
+    for item in re.findall(r"[^,{]+(?:\{[^}]*\})?", text):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, dims = item.partition("{")
+        name = name.strip()
+        if not dims:
+            out[name] = None
+        elif out.get(name, set()) is not None:
+            pairs = [p.split("=", 1) for p in dims.rstrip("}").split(",") if p.strip()]
+            out.setdefault(name, set()).add(tuple(sorted((k.strip(), v.strip()) for k, v in pairs)))
+    return out
+
+
 def branches(node):
     """A statement list's statements, both branches of each Fn::If (NoValue dropped)."""
     for item in node:
@@ -241,6 +269,10 @@ class Translated(unittest.TestCase):
         self.assertEqual(env["OUTPOST_CLOUDWATCH_MODE"], "emf")
         self.assertEqual(env["OUTPOST_CLOUDWATCH_SCOPE"], {"Ref": "MetricsScope"})
         self.assertEqual(CFN["Parameters"]["MetricsScope"]["AllowedValues"], ["fleet", "per_host"])
+        metrics_var = rust_const("sink/src/backend/aws/settings.rs", "ENV_CLOUDWATCH_METRICS")
+        self.assertEqual(metrics_var, "OUTPOST_CLOUDWATCH_METRICS")
+        self.assertEqual(env[metrics_var], {"Ref": "CloudWatchMetrics"})
+        self.assertEqual(CFN["Parameters"]["CloudWatchMetrics"]["MinLength"], 1, "empty would mean *")
         for name in [
             "OUTPOST_BUCKET",
             "OUTPOST_TABLE",
@@ -306,6 +338,18 @@ class Translated(unittest.TestCase):
         for name in used:
             self.assertTrue(name in published or f'"{name}"' in host_rs, name)
         self.assertTrue(published <= used, published - used)
+        # The default OUTPOST_CLOUDWATCH_METRICS publishes every series the alarms and the
+        # dashboard read, besides the totals and pipeline.* (always published).
+        totals = rust_const_list("sink/src/backend/aws/cloudwatch/aggregate.rs", "FLEET_TOTALS")
+        self.assertEqual(set(totals), {"log.lines", "log.error_lines", "agent.heartbeat"})
+        selection = parse_selection(CFN["Parameters"]["CloudWatchMetrics"]["Default"])
+        self.assertIsNotNone(selection, "the default is a selection, not *")
+        for name in used - set(totals):
+            if not name.startswith("pipeline."):
+                self.assertIn(name, selection, f"{name} is used but not in CloudWatchMetrics")
+        self.assertEqual(selection["cpu.utilization"], {(("cpu", "total"),)}, "cpu-high reads cpu=total")
+        self.assertEqual(selection["memory.utilization"], None, "every dimension set")
+        self.assertIn("cpu = 'total'", text)
         lambda_rs = (ROOT / "sink/src/front/lambda.rs").read_text()
         self.assertIn('HEALTH_CHECK_EVENT: (&str, &str) = ("outpost", "health-check")', lambda_rs)
 
@@ -646,6 +690,13 @@ class Deployed:
             else:
                 self.assertEqual(st["Resource"], self.outputs["FunctionArn"])
 
+    def test_function_environment(self):
+        conf = client("lambda").get_function_configuration(FunctionName=self.outputs["FunctionName"])
+        env = conf["Environment"]["Variables"]
+        default = CFN["Parameters"]["CloudWatchMetrics"]["Default"]
+        self.assertEqual(env["OUTPOST_CLOUDWATCH_METRICS"], self.PARAMS.get("CloudWatchMetrics", default))
+        self.assertEqual(env["OUTPOST_CLOUDWATCH_SCOPE"], self.PARAMS.get("MetricsScope", "fleet"))
+
     def test_alarms_in_cloudwatch(self):
         ctx = Context(
             dict(self.PARAMS),
@@ -715,6 +766,7 @@ class PerHostWithKinesis(Deployed, unittest.TestCase):
     STACK = "outpost-perhost"
     PARAMS = {
         "MetricsScope": "per_host",
+        "CloudWatchMetrics": "*",
         "EnableKinesis": "true",
         "KinesisStreamMode": "PROVISIONED",
         "KinesisShardCount": "2",

@@ -41,6 +41,7 @@ fn settings(cloudwatch: CloudWatchMode) -> AwsSettings {
         namespace: "OutpostTest".into(),
         cloudwatch,
         scope: CloudWatchScope::PerHost,
+        selection: Default::default(),
         retention_days: 30,
         encryption: Encryption::S3Managed,
         health: Thresholds::default(),

@@ -1,6 +1,7 @@
 //! `CloudWatch::publish` in `PutMetricData` mode against moto (the local AWS API server): the
 //! statistic sets it sends read back through the CloudWatch API, more than 1000 series split
-//! into several calls, and the fleet scope (no `Host` dimension, the dimensionless totals).
+//! into several calls, the fleet scope (no `Host` dimension, the dimensionless totals), and a
+//! selection of series (`OUTPOST_CLOUDWATCH_METRICS`).
 //! Skipped when `moto_server` is missing, except under `CI=true`.
 
 // clippy.toml's allow-unwrap-in-tests covers #[test] functions, not these helpers.
@@ -12,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Datapoint, Dimension, Statistic};
+use outpost_sink::backend::aws::cloudwatch::MetricSelection;
 use outpost_sink::backend::aws::{CloudWatch, CloudWatchMode, CloudWatchScope};
 use outpost_sink::backend::{MetricWrite, PointRow};
 use outpost_testkit::Moto;
@@ -307,4 +309,85 @@ async fn fleet_scope_publishes_without_host_and_with_totals() {
     let points = statistics(&client, "agent.heartbeat", &[], m, 1).await;
     let got: Vec<_> = points.iter().map(stats).collect();
     assert_eq!(got, [(m, 2.0, 2.0, 1.0, 1.0)]);
+}
+
+#[tokio::test]
+async fn a_selection_publishes_only_its_series_and_the_totals() {
+    let Some(moto) = Moto::start() else { return };
+    let (cloudwatch, client) = publisher(&moto).await;
+    let selection =
+        MetricSelection::parse("cpu.utilization{cpu=total},memory.utilization").unwrap();
+    let cloudwatch = cloudwatch.with_selection(selection);
+    let now = this_minute_ms();
+    let m = now - MINUTE_MS;
+    for host in ["web-1", "web-2"] {
+        let mut w = write(
+            now,
+            vec![
+                point(
+                    "cpu.utilization",
+                    r#"{"cpu":"total"}"#,
+                    m,
+                    Some(20.0),
+                    "Percent",
+                ),
+                point(
+                    "cpu.utilization",
+                    r#"{"cpu":"0"}"#,
+                    m,
+                    Some(30.0),
+                    "Percent",
+                ),
+                point("memory.utilization", "{}", m, Some(40.0), "Percent"),
+                point("memory.used_bytes", "{}", m, Some(1e9), "Bytes"),
+                point(
+                    "disk.utilization",
+                    r#"{"mount":"/"}"#,
+                    m,
+                    Some(50.0),
+                    "Percent",
+                ),
+                point("log.lines", r#"{"service":"api"}"#, m, Some(10.0), "Count"),
+                point(
+                    "log.error_lines",
+                    r#"{"service":"api"}"#,
+                    m,
+                    Some(1.0),
+                    "Count",
+                ),
+                point("agent.heartbeat", "{}", m, Some(1.0), "Count"),
+                point("agent.lines_read", "{}", m, Some(10.0), "Count"),
+            ],
+        );
+        w.host = host.into();
+        cloudwatch.publish(&w).await;
+    }
+    cloudwatch
+        .publish_values(&[("pipeline.health_checks", 1.0)], now)
+        .await;
+    assert_eq!(cloudwatch.failures(), 0);
+    assert_eq!(cloudwatch.skipped_points(), 0);
+    assert_eq!(cloudwatch.unselected_points(), 2 * 7);
+
+    let metrics: BTreeSet<_> = list_metrics(&client).await.into_iter().collect();
+    let series = |name: &str, dims: &[&str]| -> (String, Vec<String>) {
+        (name.into(), dims.iter().map(|d| (*d).to_owned()).collect())
+    };
+    assert_eq!(
+        metrics,
+        BTreeSet::from([
+            series("cpu.utilization", &["Host=web-1", "cpu=total"]),
+            series("cpu.utilization", &["Host=web-2", "cpu=total"]),
+            series("memory.utilization", &["Host=web-1"]),
+            series("memory.utilization", &["Host=web-2"]),
+            series("log.lines", &[]),
+            series("log.error_lines", &[]),
+            series("agent.heartbeat", &[]),
+            series("pipeline.health_checks", &[]),
+        ])
+    );
+    // The totals still count the unselected series' points: both hosts' lines.
+    let points = statistics(&client, "log.lines", &[], m, 1).await;
+    let got: Vec<_> = points.iter().map(stats).collect();
+    assert_eq!(got, [(m, 2.0, 20.0, 10.0, 10.0)]);
 }

@@ -29,6 +29,7 @@ fn settings() -> AwsSettings {
         namespace: NAMESPACE.into(),
         cloudwatch: CloudWatchMode::PutMetricData,
         scope: CloudWatchScope::PerHost,
+        selection: Default::default(),
         retention_days: 30,
         encryption: Encryption::S3Managed,
         health: Thresholds::default(),

@@ -85,7 +85,8 @@ impl AwsBackend {
         let client = (settings.cloudwatch == CloudWatchMode::PutMetricData)
             .then(|| aws_sdk_cloudwatch::Client::new(sdk));
         let cloudwatch = CloudWatch::new(settings.cloudwatch, settings.namespace.clone(), client)
-            .with_scope(settings.scope);
+            .with_scope(settings.scope)
+            .with_selection(settings.selection.clone());
         Self {
             logs,
             metrics,

@@ -1,11 +1,13 @@
 //! The AWS backends' settings, read from the environment the way the Lambda function is
 //! configured: `OUTPOST_BUCKET`, `OUTPOST_TABLE`, `OUTPOST_METRICS_NAMESPACE`,
-//! `OUTPOST_CLOUDWATCH_MODE`, `OUTPOST_CLOUDWATCH_SCOPE`, `OUTPOST_METRICS_RETENTION_DAYS`,
-//! `OUTPOST_S3_SSE`, `OUTPOST_S3_KMS_KEY_ID`, and the health check's thresholds
-//! `OUTPOST_SILENT_AFTER_MINUTES`, `OUTPOST_CPU_THRESHOLD`, `OUTPOST_MEMORY_THRESHOLD`. Credentials, region and endpoints come from the standard AWS
+//! `OUTPOST_CLOUDWATCH_MODE`, `OUTPOST_CLOUDWATCH_SCOPE`, `OUTPOST_CLOUDWATCH_METRICS`,
+//! `OUTPOST_METRICS_RETENTION_DAYS`, `OUTPOST_S3_SSE`, `OUTPOST_S3_KMS_KEY_ID`, and the health
+//! check's thresholds `OUTPOST_SILENT_AFTER_MINUTES`, `OUTPOST_CPU_THRESHOLD`,
+//! `OUTPOST_MEMORY_THRESHOLD`. Credentials, region and endpoints come from the standard AWS
 //! variables through `aws-config`. Pure: [`AwsSettings::from_lookup`] takes the variables as a
 //! function, so tests need no process environment.
 
+use crate::backend::aws::cloudwatch::MetricSelection;
 use crate::error::ConfigError;
 use crate::health::Thresholds;
 
@@ -19,6 +21,9 @@ pub const ENV_NAMESPACE: &str = "OUTPOST_METRICS_NAMESPACE";
 pub const ENV_CLOUDWATCH_MODE: &str = "OUTPOST_CLOUDWATCH_MODE";
 /// `per_host` or `fleet`: whether CloudWatch series carry the `Host` dimension.
 pub const ENV_CLOUDWATCH_SCOPE: &str = "OUTPOST_CLOUDWATCH_SCOPE";
+/// `*` or a comma-separated list of `name` / `name{key=value,...}`: the series published to
+/// CloudWatch (see [`MetricSelection`]).
+pub const ENV_CLOUDWATCH_METRICS: &str = "OUTPOST_CLOUDWATCH_METRICS";
 /// Minutes without a batch after which the health check counts a host as silent.
 pub const ENV_SILENT_AFTER_MINUTES: &str = "OUTPOST_SILENT_AFTER_MINUTES";
 /// CPU utilization (percent) above which the health check counts a host as over CPU.
@@ -113,6 +118,8 @@ pub struct AwsSettings {
     pub cloudwatch: CloudWatchMode,
     /// `OUTPOST_CLOUDWATCH_SCOPE`.
     pub scope: CloudWatchScope,
+    /// `OUTPOST_CLOUDWATCH_METRICS`: every series when unset or `*`.
+    pub selection: MetricSelection,
     /// `OUTPOST_METRICS_RETENTION_DAYS`.
     pub retention_days: u32,
     /// `OUTPOST_S3_SSE` and `OUTPOST_S3_KMS_KEY_ID`.
@@ -174,6 +181,13 @@ impl AwsSettings {
                     message: format!("`{other}` is not one of per_host, fleet"),
                 });
             }
+        };
+        let selection = match get(ENV_CLOUDWATCH_METRICS) {
+            None => MetricSelection::all(),
+            Some(v) => MetricSelection::parse(&v).map_err(|error| ConfigError::Env {
+                var: ENV_CLOUDWATCH_METRICS,
+                message: error.to_string(),
+            })?,
         };
         let retention_days = match get(ENV_RETENTION_DAYS) {
             None => DEFAULT_RETENTION_DAYS,
@@ -242,6 +256,7 @@ impl AwsSettings {
             namespace,
             cloudwatch,
             scope,
+            selection,
             retention_days,
             encryption,
             health,
@@ -275,6 +290,7 @@ mod tests {
         assert_eq!(s.retention_days, 30);
         assert_eq!(s.encryption, Encryption::S3Managed);
         assert_eq!(s.scope, CloudWatchScope::PerHost);
+        assert!(s.selection.is_all());
         assert_eq!(s.health, Thresholds::default());
         let mut vars = BASE.to_vec();
         vars.push((ENV_LAMBDA_FUNCTION_NAME, "outpost-sink"));
@@ -294,6 +310,11 @@ mod tests {
             (&[(ENV_CLOUDWATCH_MODE, "statsd")], ENV_CLOUDWATCH_MODE),
             (&[(ENV_CLOUDWATCH_SCOPE, "per-host")], ENV_CLOUDWATCH_SCOPE),
             (&[(ENV_CLOUDWATCH_SCOPE, "Fleet")], ENV_CLOUDWATCH_SCOPE),
+            (
+                &[(ENV_CLOUDWATCH_METRICS, "cpu{cpu=total")],
+                ENV_CLOUDWATCH_METRICS,
+            ),
+            (&[(ENV_CLOUDWATCH_METRICS, "a,,b")], ENV_CLOUDWATCH_METRICS),
             (&[(ENV_SILENT_AFTER_MINUTES, "0")], ENV_SILENT_AFTER_MINUTES),
             (
                 &[(ENV_SILENT_AFTER_MINUTES, "10081")],
@@ -351,6 +372,29 @@ mod tests {
         let mut vars = BASE.to_vec();
         vars.push((ENV_CLOUDWATCH_SCOPE, "per_host"));
         assert_eq!(settings(&vars).unwrap().scope, CloudWatchScope::PerHost);
+    }
+
+    #[test]
+    fn metric_selection() {
+        let mut vars = BASE.to_vec();
+        vars.push((ENV_CLOUDWATCH_METRICS, " * "));
+        assert!(settings(&vars).unwrap().selection.is_all());
+        let mut vars = BASE.to_vec();
+        vars.push((
+            ENV_CLOUDWATCH_METRICS,
+            "cpu.utilization{cpu=total},memory.utilization",
+        ));
+        let s = settings(&vars).unwrap();
+        assert!(s.selection.selects("cpu.utilization", r#"{"cpu":"total"}"#));
+        assert!(!s.selection.selects("cpu.utilization", r#"{"cpu":"0"}"#));
+        assert!(s.selection.selects("memory.utilization", "{}"));
+        let mut vars = BASE.to_vec();
+        vars.push((ENV_CLOUDWATCH_METRICS, "cpu.utilization{Host=web-1}"));
+        let error = settings(&vars).unwrap_err().to_string();
+        assert!(
+            error.starts_with("OUTPOST_CLOUDWATCH_METRICS item `cpu.utilization{Host=web-1}`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Statistic sets per series and minute in either scope, the fleet totals, and the checks that
-//! skip points CloudWatch refuses.
+//! skip points CloudWatch refuses or the selection leaves out.
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::select::MetricSelection;
 use super::{HOST_DIMENSION, MAX_POINT_DIMENSIONS, MINUTE_MS};
 use crate::backend::MetricWrite;
 use crate::backend::aws::settings::CloudWatchScope;
@@ -67,13 +68,21 @@ pub struct Skipped {
     /// The timestamp is more than [`MAX_AGE_MS`] before or [`MAX_AHEAD_MS`] after the batch's
     /// arrival.
     pub time_out_of_range: u64,
+    /// The series is not in the [`MetricSelection`] (`OUTPOST_CLOUDWATCH_METRICS`): left out
+    /// on purpose, not an error.
+    pub not_selected: u64,
 }
 
 impl Skipped {
-    /// All skipped points.
+    /// All skipped points, the ones not selected included.
     pub fn total(&self) -> u64 {
-        self.not_finite
-            + self.too_many_dimensions
+        self.refused() + self.not_finite + self.not_selected
+    }
+
+    /// The points CloudWatch would refuse for their dimensions, name, value or time: worth a
+    /// warning, unlike values that are not finite and series that are not selected.
+    pub fn refused(&self) -> u64 {
+        self.too_many_dimensions
             + self.not_accepted
             + self.value_out_of_range
             + self.time_out_of_range
@@ -120,18 +129,18 @@ fn printable_ascii(s: &str) -> bool {
         && s.bytes().any(|b| !b.is_ascii_whitespace())
 }
 
-fn metric_name_accepted(name: &str) -> bool {
+pub(super) fn metric_name_accepted(name: &str) -> bool {
     (1..=MAX_METRIC_NAME_LEN).contains(&name.chars().count())
 }
 
-fn dimension_name_accepted(name: &str) -> bool {
+pub(super) fn dimension_name_accepted(name: &str) -> bool {
     (1..=MAX_DIMENSION_NAME_LEN).contains(&name.len())
         && printable_ascii(name)
         && !name.starts_with(':')
         && name != HOST_DIMENSION
 }
 
-fn dimension_value_accepted(value: &str) -> bool {
+pub(super) fn dimension_value_accepted(value: &str) -> bool {
     (1..=MAX_DIMENSION_VALUE_LEN).contains(&value.len()) && printable_ascii(value)
 }
 
@@ -175,7 +184,15 @@ const NO_DIMENSIONS: &str = "{}";
 /// without dimensions already is the total). A total counts a point whose own series is
 /// refused for its host or dimensions (the total carries neither); [`Skipped`] counts the
 /// points left out of their own series.
-pub fn aggregate(write: &MetricWrite, scope: CloudWatchScope) -> Aggregation {
+///
+/// Only the series `selection` selects are published (by the point's name and own
+/// dimensions); the others are counted in [`Skipped::not_selected`]. The dimensionless totals
+/// are published whatever the selection, and still count the points of unselected series.
+pub fn aggregate(
+    write: &MetricWrite,
+    scope: CloudWatchScope,
+    selection: &MetricSelection,
+) -> Aggregation {
     let scoped = scope == CloudWatchScope::PerHost;
     let mut skipped = Skipped::default();
     let host_accepted = !scoped || dimension_value_accepted(&write.host);
@@ -185,6 +202,14 @@ pub fn aggregate(write: &MetricWrite, scope: CloudWatchScope) -> Aggregation {
     // (name, ts) of a total to the sum of its points' values and the first one's unit.
     let mut totals: BTreeMap<(&str, i64), (f64, &'static str)> = BTreeMap::new();
     for point in &write.points {
+        let is_total = FLEET_TOTALS.contains(&point.name.as_str());
+        // In the fleet scope a total's point without dimensions is in the total's own series.
+        let is_the_total = is_total && !scoped && point.dimensions == NO_DIMENSIONS;
+        let selected = is_the_total || selection.selects(&point.name, &point.dimensions);
+        if !selected && !is_total {
+            skipped.not_selected += 1;
+            continue;
+        }
         let Some(value) = point.value else {
             skipped.not_finite += 1;
             continue;
@@ -202,12 +227,15 @@ pub fn aggregate(write: &MetricWrite, scope: CloudWatchScope) -> Aggregation {
         } else {
             value
         };
-        let is_total = FLEET_TOTALS.contains(&point.name.as_str());
-        if is_total && (scoped || point.dimensions != NO_DIMENSIONS) {
+        if is_total && !is_the_total {
             totals
                 .entry((point.name.as_str(), point.ts_ms))
                 .or_insert((0.0, point.unit))
                 .0 += value;
+        }
+        if !selected {
+            skipped.not_selected += 1;
+            continue;
         }
         if !host_accepted || !metric_name_accepted(&point.name) {
             skipped.not_accepted += 1;
@@ -483,6 +511,7 @@ mod tests {
                 not_accepted: 7,
                 value_out_of_range: 3,
                 time_out_of_range: 2,
+                not_selected: 0,
             }
         );
         assert_eq!(agg.sets.len(), 1);
@@ -547,7 +576,11 @@ mod tests {
 
     #[test]
     fn per_host_scope_adds_dimensionless_totals() {
-        let agg = aggregate(&telemetry(), CloudWatchScope::PerHost);
+        let agg = aggregate(
+            &telemetry(),
+            CloudWatchScope::PerHost,
+            &MetricSelection::all(),
+        );
         assert_eq!(agg.skipped, Skipped::default());
         let host = "Host=web-1";
         assert_eq!(
@@ -575,7 +608,11 @@ mod tests {
 
     #[test]
     fn fleet_scope_drops_the_host_and_keeps_one_heartbeat_series() {
-        let agg = aggregate(&telemetry(), CloudWatchScope::Fleet);
+        let agg = aggregate(
+            &telemetry(),
+            CloudWatchScope::Fleet,
+            &MetricSelection::all(),
+        );
         assert_eq!(agg.skipped, Skipped::default());
         assert_eq!(
             summary(&agg),
@@ -614,7 +651,7 @@ mod tests {
         b.points[0].value = Some(90.0);
         let sets: Vec<StatisticSet> = [a, b]
             .iter()
-            .flat_map(|w| aggregate(w, CloudWatchScope::Fleet).sets)
+            .flat_map(|w| aggregate(w, CloudWatchScope::Fleet, &MetricSelection::all()).sets)
             .collect();
         assert_eq!(sets.len(), 2);
         assert_eq!(sets[0].dimensions, sets[1].dimensions);
@@ -624,7 +661,7 @@ mod tests {
         let mut w = write(vec![point("a", "{}", T0, Some(1.0))]);
         w.host = "hôte".into();
         assert_eq!(
-            aggregate(&w, CloudWatchScope::Fleet).skipped,
+            aggregate(&w, CloudWatchScope::Fleet, &MetricSelection::all()).skipped,
             Skipped::default()
         );
     }
@@ -640,7 +677,7 @@ mod tests {
             },
         ]);
         w.host = "hôte".into();
-        let agg = aggregate(&w, CloudWatchScope::PerHost);
+        let agg = aggregate(&w, CloudWatchScope::PerHost, &MetricSelection::all());
         assert_eq!(
             agg.skipped,
             Skipped {
@@ -650,5 +687,144 @@ mod tests {
             }
         );
         assert_eq!(summary(&agg), owned(&[("log.lines", &[], T0, &[7.0])]));
+    }
+
+    /// [`telemetry`] plus series the default selection leaves out.
+    fn host_telemetry() -> MetricWrite {
+        let mut w = telemetry();
+        w.points.extend([
+            point("cpu.utilization", r#"{"cpu":"0"}"#, T0, Some(70.0)),
+            point("memory.utilization", "{}", T0, Some(40.0)),
+            point("disk.utilization", r#"{"mount":"/"}"#, T0, Some(10.0)),
+            point("disk.utilization", r#"{"mount":"/"}"#, T0 + 1, None),
+        ]);
+        w
+    }
+
+    fn selection(text: &str) -> MetricSelection {
+        MetricSelection::parse(text).unwrap()
+    }
+
+    #[test]
+    fn the_default_selection_and_star_publish_every_series() {
+        for scope in [CloudWatchScope::PerHost, CloudWatchScope::Fleet] {
+            let all = aggregate(&host_telemetry(), scope, &MetricSelection::default());
+            assert_eq!(all, aggregate(&host_telemetry(), scope, &selection("*")));
+            assert_eq!(all.skipped.not_selected, 0);
+            assert_eq!(all.skipped.not_finite, 1);
+            assert!(all.sets.iter().any(|s| s.name == "disk.utilization"));
+        }
+    }
+
+    #[test]
+    fn per_host_selection_keeps_the_selected_series_and_every_total() {
+        let only = selection("cpu.utilization{cpu=total}, memory.utilization");
+        let agg = aggregate(&host_telemetry(), CloudWatchScope::PerHost, &only);
+        let host = "Host=web-1";
+        assert_eq!(
+            summary(&agg),
+            owned(&[
+                // The totals, although no series of theirs is selected.
+                ("agent.heartbeat", &[], T0, &[1.0, 1.0]),
+                ("log.error_lines", &[], T0, &[1.0]),
+                ("log.lines", &[], T0, &[15.0, 9.0]),
+                ("cpu.utilization", &[host, "cpu=total"], T0, &[50.0]),
+                ("memory.utilization", &[host], T0, &[40.0]),
+            ])
+        );
+        // 8 log and heartbeat points, cpu=0 and the disk's two points: not selected, which
+        // is not an error (the disk's `None` is not counted as not finite either).
+        assert_eq!(
+            agg.skipped,
+            Skipped {
+                not_selected: 11,
+                ..Skipped::default()
+            }
+        );
+        assert_eq!(agg.skipped.refused(), 0);
+    }
+
+    #[test]
+    fn fleet_selection_keeps_the_selected_series_and_every_total() {
+        let only = selection("cpu.utilization{cpu=total},memory.utilization");
+        let agg = aggregate(&host_telemetry(), CloudWatchScope::Fleet, &only);
+        assert_eq!(
+            summary(&agg),
+            owned(&[
+                ("cpu.utilization", &["cpu=total"], T0, &[50.0]),
+                // The heartbeat's own series is its total: published, not counted as skipped.
+                ("agent.heartbeat", &[], T0, &[1.0, 1.0]),
+                ("log.error_lines", &[], T0, &[1.0]),
+                ("log.lines", &[], T0, &[15.0, 9.0]),
+                ("memory.utilization", &[], T0, &[40.0]),
+            ])
+        );
+        assert_eq!(agg.skipped.not_selected, 9);
+        assert_eq!(agg.skipped.total(), 9);
+    }
+
+    #[test]
+    fn a_name_selects_all_its_series_and_dimensions_exactly_one() {
+        let host = "Host=web-1";
+        let agg = aggregate(
+            &host_telemetry(),
+            CloudWatchScope::PerHost,
+            &selection("log.lines,agent.heartbeat,cpu.utilization{cpu=0}"),
+        );
+        assert_eq!(
+            summary(&agg),
+            owned(&[
+                ("agent.heartbeat", &[], T0, &[1.0, 1.0]),
+                ("log.error_lines", &[], T0, &[1.0]),
+                ("log.lines", &[], T0, &[15.0, 9.0]),
+                ("cpu.utilization", &[host, "cpu=0"], T0, &[70.0]),
+                ("log.lines", &[host, "service=api"], T0, &[10.0, 7.0]),
+                ("log.lines", &[host, "service=db"], T0, &[5.0, 2.0]),
+                ("agent.heartbeat", &[host], T0, &[1.0, 1.0]),
+            ])
+        );
+        // log.error_lines ×2, cpu=total, memory, disk ×2.
+        assert_eq!(agg.skipped.not_selected, 6);
+
+        let agg = aggregate(
+            &host_telemetry(),
+            CloudWatchScope::Fleet,
+            &selection("log.lines{service=api},disk.utilization{mount=/var}"),
+        );
+        assert_eq!(
+            summary(&agg),
+            owned(&[
+                ("log.lines", &["service=api"], T0, &[10.0, 7.0]),
+                ("agent.heartbeat", &[], T0, &[1.0, 1.0]),
+                ("log.error_lines", &[], T0, &[1.0]),
+                ("log.lines", &[], T0, &[15.0, 9.0]),
+            ])
+        );
+    }
+
+    #[test]
+    fn totals_of_unselected_series_still_skip_what_cloudwatch_refuses() {
+        // An unselected log counter still feeds the total, so its value is checked.
+        let w = write(vec![
+            PointRow {
+                value: None,
+                ..count_point("log.lines", r#"{"service":"api"}"#, T0, 0.0)
+            },
+            count_point("log.lines", r#"{"service":"api"}"#, T0, 2.0),
+        ]);
+        let agg = aggregate(
+            &w,
+            CloudWatchScope::PerHost,
+            &selection("memory.utilization"),
+        );
+        assert_eq!(
+            agg.skipped,
+            Skipped {
+                not_finite: 1,
+                not_selected: 1,
+                ..Skipped::default()
+            }
+        );
+        assert_eq!(summary(&agg), owned(&[("log.lines", &[], T0, &[2.0])]));
     }
 }

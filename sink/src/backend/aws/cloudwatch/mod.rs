@@ -19,6 +19,16 @@
 //! alarms work whichever scope is chosen. A point may have at most [`MAX_POINT_DIMENSIONS`]
 //! dimensions of its own in either scope (CloudWatch allows 30, `Host` included).
 //!
+//! # Which series
+//!
+//! Every series published is a billed custom metric. [`MetricSelection`]
+//! (`OUTPOST_CLOUDWATCH_METRICS`, see [`select`]) names the series to publish by
+//! metric name, or by name and the point's own dimensions; by default every series is. The
+//! fleet totals and the health check's `pipeline.*` metrics are published whatever the
+//! selection. Points of unselected series are counted ([`Skipped::not_selected`],
+//! [`CloudWatch::unselected_points`]) and logged at `debug` only: leaving them out is the
+//! configuration, not an error. DynamoDB keeps every point regardless.
+//!
 //! # The two modes
 //!
 //! - **`PutMetricData`** sends one statistic set (`SampleCount`, `Sum`, `Minimum`, `Maximum`) per
@@ -46,6 +56,7 @@
 mod aggregate;
 mod emf;
 mod put;
+pub mod select;
 
 use std::fmt;
 use std::io::Write;
@@ -72,6 +83,7 @@ pub use put::{
     PUT_MAX_DATUMS, PUT_MAX_REQUEST_BYTES, PUT_REQUEST_BASE_BYTES, estimated_request_bytes,
     metric_data_calls,
 };
+pub use select::{ALL_SERIES, MetricSelection, SelectorError};
 
 /// Name of the dimension that carries the batch's host (in the per-host scope).
 pub const HOST_DIMENSION: &str = "Host";
@@ -92,11 +104,13 @@ pub const MINUTE_MS: i64 = 60_000;
 pub struct CloudWatch {
     mode: CloudWatchMode,
     scope: CloudWatchScope,
+    selection: MetricSelection,
     namespace: String,
     client: Option<Client>,
     emf: Mutex<Box<dyn Write + Send>>,
     failures: AtomicU64,
     skipped: AtomicU64,
+    unselected: AtomicU64,
 }
 
 impl fmt::Debug for CloudWatch {
@@ -104,10 +118,12 @@ impl fmt::Debug for CloudWatch {
         f.debug_struct("CloudWatch")
             .field("mode", &self.mode)
             .field("scope", &self.scope)
+            .field("selection", &self.selection)
             .field("namespace", &self.namespace)
             .field("client", &self.client.is_some())
             .field("failures", &self.failures)
             .field("skipped", &self.skipped)
+            .field("unselected", &self.unselected)
             .finish_non_exhaustive()
     }
 }
@@ -116,7 +132,8 @@ impl CloudWatch {
     /// A publisher to `namespace`. `client` is used in [`CloudWatchMode::PutMetricData`] only;
     /// that mode without a client is logged once here, and then publishes nothing (each
     /// batch with metrics counts as a failure). EMF goes to stdout. The scope is
-    /// [`CloudWatchScope::PerHost`] unless [`CloudWatch::with_scope`] says otherwise.
+    /// [`CloudWatchScope::PerHost`] unless [`CloudWatch::with_scope`] says otherwise, and every
+    /// series is published unless [`CloudWatch::with_selection`] says otherwise.
     pub fn new(mode: CloudWatchMode, namespace: String, client: Option<Client>) -> Self {
         if mode == CloudWatchMode::PutMetricData && client.is_none() {
             error!(
@@ -127,17 +144,26 @@ impl CloudWatch {
         Self {
             mode,
             scope: CloudWatchScope::default(),
+            selection: MetricSelection::all(),
             namespace,
             client,
             emf: Mutex::new(Box::new(std::io::stdout())),
             failures: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            unselected: AtomicU64::new(0),
         }
     }
 
     /// Publish in `scope`.
     pub fn with_scope(mut self, scope: CloudWatchScope) -> Self {
         self.scope = scope;
+        self
+    }
+
+    /// Publish only the series `selection` selects (besides the totals and the health check's
+    /// metrics, which are always published).
+    pub fn with_selection(mut self, selection: MetricSelection) -> Self {
+        self.selection = selection;
         self
     }
 
@@ -157,15 +183,26 @@ impl CloudWatch {
         self.scope
     }
 
+    /// The selection of series.
+    pub fn selection(&self) -> &MetricSelection {
+        &self.selection
+    }
+
     /// `PutMetricData` calls and EMF writes that failed (and batches that found no client).
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
 
-    /// Points left out of CloudWatch: see [`Skipped`], plus in EMF mode the points of series
-    /// that are not [`emf_representable`].
+    /// Points left out of CloudWatch: see [`Skipped`] (but not the points of unselected series,
+    /// see [`CloudWatch::unselected_points`]), plus in EMF mode the points of series that are
+    /// not [`emf_representable`].
     pub fn skipped_points(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Points left out because their series is not selected ([`Skipped::not_selected`]).
+    pub fn unselected_points(&self) -> u64 {
+        self.unselected.load(Ordering::Relaxed)
     }
 
     /// Publish `write`'s points, aggregated per series and minute. Never fails: see the type's
@@ -174,7 +211,7 @@ impl CloudWatch {
         if self.mode == CloudWatchMode::Off {
             return;
         }
-        let Aggregation { sets, skipped } = aggregate(write, self.scope);
+        let Aggregation { sets, skipped } = aggregate(write, self.scope, &self.selection);
         self.note_skipped(&write.host, &skipped);
         self.publish_sets(&write.host, &sets).await;
     }
@@ -206,16 +243,20 @@ impl CloudWatch {
     }
 
     fn note_skipped(&self, host: &str, skipped: &Skipped) {
-        let total = skipped.total();
-        if total == 0 {
+        if skipped.total() == 0 {
             return;
         }
-        self.skipped.fetch_add(total, Ordering::Relaxed);
-        if total == skipped.not_finite {
+        self.skipped
+            .fetch_add(skipped.total() - skipped.not_selected, Ordering::Relaxed);
+        self.unselected
+            .fetch_add(skipped.not_selected, Ordering::Relaxed);
+        if skipped.refused() == 0 {
+            // Values that are not finite and series left out by the selection are expected.
             debug!(
                 host,
-                not_finite = total,
-                "points without a finite value left out of CloudWatch"
+                not_finite = skipped.not_finite,
+                not_selected = skipped.not_selected,
+                "points without a finite value or of unselected series left out of CloudWatch"
             );
         } else {
             warn!(
@@ -225,6 +266,7 @@ impl CloudWatch {
                 not_accepted = skipped.not_accepted,
                 value_out_of_range = skipped.value_out_of_range,
                 time_out_of_range = skipped.time_out_of_range,
+                not_selected = skipped.not_selected,
                 "points CloudWatch would refuse left out of CloudWatch (DynamoDB has them)"
             );
         }
@@ -296,7 +338,7 @@ impl CloudWatch {
 mod test_support {
     use serde_json::Value;
 
-    use super::{Aggregation, MINUTE_MS, StatisticSet, aggregate};
+    use super::{Aggregation, MINUTE_MS, MetricSelection, StatisticSet, aggregate};
     use crate::backend::aws::settings::CloudWatchScope;
     use crate::backend::{MetricWrite, PointRow};
 
@@ -324,7 +366,7 @@ mod test_support {
     }
 
     pub(super) fn per_host(write: &MetricWrite) -> Aggregation {
-        aggregate(write, CloudWatchScope::PerHost)
+        aggregate(write, CloudWatchScope::PerHost, &MetricSelection::all())
     }
 
     pub(super) fn set(
@@ -481,6 +523,44 @@ mod tests {
             String::from_utf8(out.0.lock().unwrap().clone()).unwrap(),
             text
         );
+    }
+
+    #[tokio::test]
+    async fn a_selection_publishes_its_series_and_the_totals_in_emf() {
+        let out = Shared::default();
+        let selection = MetricSelection::parse("cpu.utilization{cpu=total}").unwrap();
+        let cw = CloudWatch::new(CloudWatchMode::Emf, "Outpost".into(), None)
+            .with_selection(selection.clone())
+            .with_emf_writer(Box::new(out.clone()));
+        assert_eq!(cw.selection(), &selection);
+        cw.publish(&write(vec![
+            point("cpu.utilization", r#"{"cpu":"total"}"#, T0, Some(50.0)),
+            point("cpu.utilization", r#"{"cpu":"0"}"#, T0, Some(60.0)),
+            point("log.lines", r#"{"service":"api"}"#, T0, Some(3.0)),
+            point("disk.used", r#"{"mount":"/"}"#, T0, None),
+        ]))
+        .await;
+        cw.publish_values(&[("pipeline.health_checks", 1.0)], T0)
+            .await;
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<_> = text.lines().map(parse).collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        // The total first (no dimensions), then the host's selected series.
+        assert_eq!(lines[0]["log.lines"], json!([3.0]));
+        assert_eq!(
+            lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
+        );
+        assert_eq!(lines[1]["cpu.utilization"], json!([50.0]));
+        assert_eq!(lines[1]["cpu"], json!("total"));
+        assert_eq!(lines[2]["pipeline.health_checks"], json!([1.0]));
+        assert!(
+            !text.contains("disk.used") && !text.contains("60.0"),
+            "{text}"
+        );
+        // Unselected points are counted apart from the ones CloudWatch would refuse.
+        assert_eq!((cw.unselected_points(), cw.skipped_points()), (3, 0));
+        assert_eq!(cw.failures(), 0);
     }
 
     fn assert_send_sync<T: Send + Sync>() {}
