@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
-use outpost_proto::{AgentIdentity, Batch, Dimension, MetricPoint, Record, Unit};
+use outpost_proto::{Dimension, MetricPoint, Record, Unit};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -75,16 +75,8 @@ impl Sink {
     }
 
     async fn post(&self, seq: u64, points: Vec<MetricPoint>) {
-        let batch = Batch {
-            agent: AgentIdentity {
-                agent_id: "agent-1".into(),
-                hostname: "web-1".into(),
-                agent_version: "0.1.0".into(),
-            },
-            seq,
-            created_ms: now_ms(),
-            records: points.into_iter().map(Record::Metric).collect(),
-        };
+        let records = points.into_iter().map(Record::Metric).collect();
+        let batch = outpost_testkit::test_batch(seq, now_ms(), records);
         let reply = reqwest::Client::new()
             .post(format!("http://{}/v1/batches", self.addr))
             .bearer_auth(TOKEN)

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use outpost_proto::{AgentIdentity, Batch, Dimension, LogRecord, MetricPoint, Record, Unit};
+use outpost_proto::{Dimension, LogRecord, MetricPoint, Record, Unit};
 use outpost_sink::Server;
 use outpost_sink::backend::aws::settings::{
     AwsSettings, CloudWatchMode, CloudWatchScope, Encryption,
@@ -86,17 +86,7 @@ fn frame(seq: u64, t: i64, metric_names: &[&str]) -> Vec<u8> {
         unit: Unit::Percent,
         dimensions: vec![],
     }));
-    let batch = Batch {
-        agent: AgentIdentity {
-            agent_id: "agent-1".into(),
-            hostname: "web-1".into(),
-            agent_version: "0.1.0".into(),
-        },
-        seq,
-        created_ms: t,
-        records,
-    };
-    outpost_proto::encode(&batch).unwrap()
+    outpost_proto::encode(&outpost_testkit::test_batch(seq, t, records)).unwrap()
 }
 
 /// The HTTP routes over the AWS backend (CloudWatch off), on a free loopback port.

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use outpost_proto::limits::{MAX_COMPRESSED_LEN, MAX_DECOMPRESSED_LEN, MAX_FRAME_LEN, MAX_RECORDS};
 use outpost_proto::{
-    AgentIdentity, Batch, Dimension, FLAG_ZSTD, FORMAT_VERSION, HEADER_LEN, Level, LogRecord,
-    MAGIC, MetricPoint, Record, Unit,
+    Batch, Dimension, FLAG_ZSTD, FORMAT_VERSION, HEADER_LEN, Level, LogRecord, MAGIC, MetricPoint,
+    Record, Unit,
 };
 use outpost_sink::error::ServeError;
 use outpost_sink::token::Token;
@@ -144,16 +144,7 @@ async fn reply(response: reqwest::Response) -> (StatusCode, Value) {
 }
 
 fn batch(seq: u64, records: Vec<Record>) -> Batch {
-    Batch {
-        agent: AgentIdentity {
-            agent_id: "agent-1".into(),
-            hostname: "web-1".into(),
-            agent_version: "0.1.0".into(),
-        },
-        seq,
-        created_ms: T,
-        records,
-    }
+    outpost_testkit::test_batch(seq, T, records)
 }
 
 fn log(ts_ms: i64, line: &[u8], level: Option<Level>) -> Record {

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
-use outpost_proto::{AgentIdentity, Batch, LogRecord, MetricPoint, Record, Unit};
+use outpost_proto::{LogRecord, MetricPoint, Record, Unit};
 use outpost_sink::backend::aws::AwsBackend;
 use outpost_sink::backend::aws::settings::{
     AwsSettings, CloudWatchMode, CloudWatchScope, Encryption,
@@ -28,32 +28,23 @@ const STREAM: &str = "outpost";
 const FUNCTION: &str = "outpost-sink-lambda";
 
 fn frame(seq: u64, t: i64, line: &str) -> Vec<u8> {
-    let batch = Batch {
-        agent: AgentIdentity {
-            agent_id: "agent-1".into(),
-            hostname: "web-1".into(),
-            agent_version: "0.1.0".into(),
-        },
-        seq,
-        created_ms: t,
-        records: vec![
-            Record::Log(LogRecord {
-                ts_ms: t,
-                source: "/var/log/app.log".into(),
-                service: "app".into(),
-                line: line.as_bytes().to_vec(),
-                level: None,
-            }),
-            Record::Metric(MetricPoint {
-                name: "cpu.utilization".into(),
-                ts_ms: t,
-                value: 81.5,
-                unit: Unit::Percent,
-                dimensions: vec![],
-            }),
-        ],
-    };
-    outpost_proto::encode(&batch).unwrap()
+    let records = vec![
+        Record::Log(LogRecord {
+            ts_ms: t,
+            source: "/var/log/app.log".into(),
+            service: "app".into(),
+            line: line.as_bytes().to_vec(),
+            level: None,
+        }),
+        Record::Metric(MetricPoint {
+            name: "cpu.utilization".into(),
+            ts_ms: t,
+            value: 81.5,
+            unit: Unit::Percent,
+            dimensions: vec![],
+        }),
+    ];
+    outpost_proto::encode(&outpost_testkit::test_batch(seq, t, records)).unwrap()
 }
 
 /// Poll `f` until it returns `Some`, at most `limit`.

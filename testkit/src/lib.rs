@@ -455,3 +455,26 @@ pub async fn create_stream(kinesis: &aws_sdk_kinesis::Client, stream: &str, shar
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The agent identity of the sink's tests: agent `agent-1` on host `web-1`, version `0.1.0`.
+pub fn test_agent() -> outpost_proto::AgentIdentity {
+    outpost_proto::AgentIdentity {
+        agent_id: "agent-1".into(),
+        hostname: "web-1".into(),
+        agent_version: "0.1.0".into(),
+    }
+}
+
+/// A batch of [`test_agent`] with these records.
+pub fn test_batch(
+    seq: u64,
+    created_ms: i64,
+    records: Vec<outpost_proto::Record>,
+) -> outpost_proto::Batch {
+    outpost_proto::Batch {
+        agent: test_agent(),
+        seq,
+        created_ms,
+        records,
+    }
+}
