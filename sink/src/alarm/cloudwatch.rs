@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::alarm::rules::{Comparison, MissingData, Rule, Rules, Scope, Statistic};
 use crate::backend::aws::cloudwatch::{
     HOST_DIMENSION, MAX_DIMENSION_NAME_LEN, MAX_DIMENSION_VALUE_LEN, MAX_METRIC_NAME_LEN,
+    dimension_name_valid, dimension_value_accepted,
 };
 
 /// Longest alarm name CloudWatch accepts, characters.
@@ -256,20 +257,14 @@ pub fn period_seconds(period_ms: i64) -> Result<i32, String> {
     }
 }
 
-/// Printable ASCII with at least one non-space character (CloudWatch's rule for dimensions,
-/// which the sink's publisher applies too).
-fn printable_ascii(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii() && !b.is_ascii_control())
-        && s.bytes().any(|b| !b.is_ascii_whitespace())
-}
-
+/// Why CloudWatch would refuse this dimension (the rules the sink's publisher applies too).
 fn dimension_problem(name: &str, value: &str) -> Option<String> {
-    if !(1..=MAX_DIMENSION_NAME_LEN).contains(&name.len()) || !printable_ascii(name) {
+    if !dimension_name_valid(name) {
         return Some(format!(
             "dimension name {name:?} must be 1 to {MAX_DIMENSION_NAME_LEN} printable ASCII characters"
         ));
     }
-    if !(1..=MAX_DIMENSION_VALUE_LEN).contains(&value.len()) || !printable_ascii(value) {
+    if !dimension_value_accepted(value) {
         return Some(format!(
             "dimension {name} = {value:?}: the value must be 1 to {MAX_DIMENSION_VALUE_LEN} printable ASCII characters"
         ));

@@ -133,14 +133,21 @@ pub(super) fn metric_name_accepted(name: &str) -> bool {
     (1..=MAX_METRIC_NAME_LEN).contains(&name.chars().count())
 }
 
-pub(super) fn dimension_name_accepted(name: &str) -> bool {
-    (1..=MAX_DIMENSION_NAME_LEN).contains(&name.len())
-        && printable_ascii(name)
-        && !name.starts_with(':')
-        && name != HOST_DIMENSION
+/// Whether CloudWatch takes `name` as a dimension name: 1 to [`MAX_DIMENSION_NAME_LEN`]
+/// printable ASCII characters.
+pub fn dimension_name_valid(name: &str) -> bool {
+    (1..=MAX_DIMENSION_NAME_LEN).contains(&name.len()) && printable_ascii(name)
 }
 
-pub(super) fn dimension_value_accepted(value: &str) -> bool {
+/// A point's own dimension name the publisher accepts: valid, not starting with `:`, and not
+/// [`HOST_DIMENSION`] (the sink's own).
+pub(super) fn dimension_name_accepted(name: &str) -> bool {
+    dimension_name_valid(name) && !name.starts_with(':') && name != HOST_DIMENSION
+}
+
+/// Whether CloudWatch takes `value` as a dimension value: 1 to [`MAX_DIMENSION_VALUE_LEN`]
+/// bytes of printable ASCII.
+pub fn dimension_value_accepted(value: &str) -> bool {
     (1..=MAX_DIMENSION_VALUE_LEN).contains(&value.len()) && printable_ascii(value)
 }
 

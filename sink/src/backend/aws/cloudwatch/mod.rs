@@ -74,6 +74,7 @@ use crate::error::chain;
 pub use aggregate::{
     Aggregation, FLEET_TOTALS, MAX_ABS_VALUE, MAX_AGE_MS, MAX_AHEAD_MS, MAX_DIMENSION_NAME_LEN,
     MAX_DIMENSION_VALUE_LEN, MAX_METRIC_NAME_LEN, MIN_ABS_VALUE, Skipped, StatisticSet, aggregate,
+    dimension_name_valid, dimension_value_accepted,
 };
 pub use emf::{
     EMF_MAX_LINE_BYTES, EMF_MAX_METRICS, EMF_MAX_VALUES, EMF_METADATA_KEY, emf_lines,
