@@ -36,10 +36,10 @@
 //! files at `x.log` are open. `PROPTEST_CASES=10000` for a soak.
 #![allow(clippy::unwrap_used)]
 
-use outpost_agent::collect::logs::fingerprint::FileIdentity;
 use outpost_agent::collect::logs::tailer::{TailChunk, TailOptions, Tailer};
 use outpost_agent::config::{ErrorMatch, LogInput, ReadFrom};
 use outpost_agent::state::checkpoint::{Checkpoint, CheckpointStore};
+use outpost_agent::state::position::FileIdentity;
 use proptest::prelude::*;
 use std::collections::HashMap;
 use std::fs::OpenOptions;

@@ -8,8 +8,7 @@
 //! Layout (version 1): `0x01 | frame_len u32 LE | frame | positions` where positions are a JSON
 //! array of `{"path","dev","ino","fp","fp_len","offset","reset"}` (possibly `[]`).
 
-use crate::collect::logs::fingerprint::FileIdentity;
-use crate::collect::logs::tailer::Position;
+use crate::state::position::{FileIdentity, Position};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

@@ -23,7 +23,7 @@ mod writer;
 
 use crate::batch::{Batcher, LogLine};
 use crate::collect::host::{HostSampler, system_hostname};
-use crate::collect::logs::tailer::{Position, TailChunk, TailOptions, TailStats, Tailer};
+use crate::collect::logs::tailer::{TailChunk, TailOptions, TailStats, Tailer};
 use crate::config::{Config, LogInput};
 use crate::error::AgentError;
 use crate::sd_notify::Notifier;
@@ -31,6 +31,7 @@ use crate::ship::{Sender, ShipStats, Shipper};
 use crate::spool::{Spool, SpoolOptions};
 use crate::state::checkpoint::CheckpointStore;
 use crate::state::identity::{MACHINE_ID, identity, resolve_id};
+use crate::state::position::Position;
 use crate::state::seq::{Recovered, SeqAllocator};
 use crate::telemetry::Counters;
 use outpost_proto::{FrameBuilder, MetricPoint};
@@ -633,8 +634,8 @@ async fn join_thread<T: Send + 'static>(h: std::thread::JoinHandle<T>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::logs::fingerprint::FileIdentity;
     use crate::config::BatchLimits;
+    use crate::state::position::FileIdentity;
     use outpost_proto::{Record, Unit};
     use std::path::PathBuf;
     use std::time::Duration;

@@ -32,7 +32,7 @@ pub struct Encoded {
     /// Spool entries, in order; the positions ride with the last.
     pub entries: Vec<Vec<u8>>,
     /// The positions the entries complete.
-    pub positions: Vec<crate::collect::logs::tailer::Position>,
+    pub positions: Vec<crate::state::position::Position>,
     /// Records in the entries.
     pub records: u64,
 }
@@ -358,7 +358,7 @@ impl Writer {
 }
 
 /// Record positions in the checkpoint store, in order.
-pub fn apply(store: &mut CheckpointStore, positions: &[crate::collect::logs::tailer::Position]) {
+pub fn apply(store: &mut CheckpointStore, positions: &[crate::state::position::Position]) {
     let now_ms = super::unix_ms();
     for p in positions {
         if p.reset {

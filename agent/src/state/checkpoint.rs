@@ -14,7 +14,7 @@
 //! tracks anyway.
 
 use super::atomic::write_atomic;
-use crate::collect::logs::fingerprint::{FINGERPRINT_BYTES, FileIdentity};
+use super::position::{FINGERPRINT_BYTES, FileIdentity};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -491,7 +491,7 @@ mod tests {
 
     #[test]
     fn finds_the_entry_of_an_open_file_whose_fingerprint_grew() {
-        use crate::collect::logs::fingerprint::read_identity;
+        use crate::state::position::read_identity;
         let d = tempfile::tempdir().unwrap();
         let log = d.path().join("a.log");
         std::fs::write(&log, b"short\n").unwrap();

@@ -1,7 +1,7 @@
 //! Following log files: discovery by glob, reading new bytes, rotation, truncation, restart.
 //!
 //! A file is identified by device, inode and a fingerprint of its first bytes
-//! ([`super::fingerprint`]). Rules:
+//! ([`crate::state::position`]). Rules:
 //! - Rotation by rename: the renamed file keeps being read to its end under its original name,
 //!   then stays open for `rotate_wait` after its last new byte (for writers that have not
 //!   reopened yet) and is closed; the new file at the path is read from its beginning.
@@ -17,12 +17,13 @@
 //! the caller persists once the records are durably spooled. The tailer is synchronous and does
 //! no waiting: the caller polls it and supplies the clock.
 
-use super::fingerprint::{FileIdentity, find_rotated, read_identity};
 use super::level;
 use super::lines::{Line, LineSplitter};
 use super::multiline::{Joined, Multiline};
+use super::rotated::find_rotated;
 use crate::config::{LogInput, ReadFrom};
 use crate::state::checkpoint::Checkpoint;
+use crate::state::position::{FileIdentity, Position, read_identity};
 use outpost_proto::Level;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -64,19 +65,6 @@ pub struct TailStats {
 /// The caller's receiver said stop (the agent is shutting down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopped;
-
-/// Where a file has been read up to: just past the last record handed out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    /// The file's (original) path.
-    pub path: PathBuf,
-    /// Its identity.
-    pub identity: FileIdentity,
-    /// Offset just past the last record handed out.
-    pub offset: u64,
-    /// The file shrank (copytruncate): the offset moved backwards on purpose.
-    pub reset: bool,
-}
 
 /// Records read from one file, and the position just past the last one.
 #[derive(Debug, Clone, PartialEq)]
