@@ -9,11 +9,13 @@
 //! | `env.rs` | the `OUTPOST_*` environment overrides |
 //! | `validate.rs` | checking and resolving the merged config into a [`Config`] |
 //! | `print.rs` | `check-config --print`: the effective config, secrets redacted |
+//! | `limits.rs` | the limits a transport imposes (Kinesis), which validation checks |
 //! | `units.rs`, `secret.rs`, `error.rs` | durations and sizes; secret values; errors |
 
 mod env;
 mod error;
 mod file;
+pub mod limits;
 mod load;
 mod merge;
 mod print;

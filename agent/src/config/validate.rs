@@ -4,10 +4,10 @@
 use super::env::TOKEN_VAR;
 use super::error::{ConfigError, ConfigIssue, Location, Origin};
 use super::file::{ExecFormat, FileConfig, ReadFrom, SinkKind};
+use super::limits::{KINESIS_MAX_BATCH_BYTES, KINESIS_MAX_FRAME_LEN};
 use super::merge::Merged;
 use super::secret::Secret;
 use super::units::{SizeValue, parse_duration};
-use crate::ship::limits::{KINESIS_MAX_BATCH_BYTES, KINESIS_MAX_FRAME_LEN};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
@@ -1234,7 +1234,7 @@ token_file = "/nonexistent/outpost-token"
         assert_eq!(c.sink.describe(), "kinesis:outpost");
         assert_eq!(
             c.sink.max_frame_len(),
-            crate::ship::limits::KINESIS_MAX_FRAME_LEN
+            crate::config::limits::KINESIS_MAX_FRAME_LEN
         );
         // The default batch size is the largest a Kinesis record can carry.
         assert_eq!(c.batch.max_bytes as u64, KINESIS_MAX_BATCH_BYTES);

@@ -202,7 +202,7 @@ mod tests {
     fn frames_are_capped_at_the_transports_limit() {
         // ~3 MiB incompressible: one frame for HTTP, split to fit Kinesis's 1 MiB records.
         let records = incompressible(12, 256 * 1024);
-        let cap = crate::ship::limits::KINESIS_MAX_FRAME_LEN;
+        let cap = crate::config::limits::KINESIS_MAX_FRAME_LEN;
         let mut n = 0;
         let mut enc = FrameEncoder::new(1);
         let frames = encode_frames(&mut enc, &ident(), build(&records), 0, cap, &mut || {

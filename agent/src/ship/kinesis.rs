@@ -5,12 +5,12 @@
 
 use super::classify::{Class, classify_aws, classify_record};
 use super::clock::{SkewClock, parse_http_date};
-use super::limits::{
+use super::sender::{Failed, GroupLimits, SendError, SetupError};
+use crate::config::KinesisStream;
+use crate::config::limits::{
     KINESIS_MAX_CALL_BYTES, KINESIS_MAX_PARTITION_KEY_BYTES, KINESIS_MAX_RECORD_BYTES,
     KINESIS_MAX_RECORDS_PER_CALL,
 };
-use super::sender::{Failed, GroupLimits, SendError, SetupError};
-use crate::config::KinesisStream;
 use aws_config::SdkConfig;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

@@ -12,7 +12,9 @@
 //! | `sigv4.rs` | Lambda Function URLs: SigV4-signed HTTP |
 //! | `kinesis.rs` | Kinesis `PutRecords` |
 //! | `aws.rs`, `clock.rs` | the AWS SDK's configuration; the skew-corrected signing clock |
-//! | `limits.rs`, `backoff.rs` | the transports' limits; retry delays |
+//! | `backoff.rs` | retry delays |
+//!
+//! The transports' limits are named in [`crate::config::limits`], where validation checks them.
 
 pub mod aws;
 pub mod backoff;
@@ -21,7 +23,6 @@ pub mod clock;
 pub mod encode;
 pub mod http;
 pub mod kinesis;
-pub mod limits;
 pub mod sender;
 pub mod shipper;
 pub mod sigv4;

@@ -1,5 +1,6 @@
-//! Limits the transports impose on frames and calls, checked at config validation and
-//! enforced again where frames are encoded and sent.
+//! Limits the transports impose on frames and calls (Kinesis's), named here, below both users:
+//! config validation checks batch sizes against them, and `ship` enforces them again where frames
+//! are encoded and sent.
 
 /// Largest Kinesis record: data plus partition key, 1 MiB (`PutRecords`).
 pub const KINESIS_MAX_RECORD_BYTES: usize = 1024 * 1024;
