@@ -3,7 +3,7 @@
 //! sink is one of them: an `http` sink never loads it.
 
 use super::clock::{SdkClock, SkewClock};
-use super::sender::SetupError;
+use super::transport::SetupError;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};

@@ -3,7 +3,7 @@
 //! `outpost-sink`.
 
 use super::classify::classify_http;
-use super::sender::{SendError, SetupError};
+use super::transport::{SendError, SetupError};
 use crate::config::read_secret;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, DATE};

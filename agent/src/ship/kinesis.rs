@@ -5,7 +5,7 @@
 
 use super::classify::{Class, classify_aws, classify_record};
 use super::clock::{SkewClock, parse_http_date};
-use super::sender::{Failed, GroupLimits, SendError, SetupError};
+use super::transport::{Failed, GroupLimits, SendError, SetupError};
 use crate::config::KinesisStream;
 use crate::config::limits::{
     KINESIS_MAX_CALL_BYTES, KINESIS_MAX_PARTITION_KEY_BYTES, KINESIS_MAX_RECORD_BYTES,

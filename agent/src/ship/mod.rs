@@ -6,7 +6,8 @@
 //! |---|---|
 //! | `encode.rs` | batches into frames, within the wire format's and the transport's limits |
 //! | `shipper.rs` | delivering a group of frames: retries, backoff, dead letters, drain |
-//! | `sender.rs` | the transports behind one interface, and how many frames a call carries |
+//! | `transport.rs` | the [`Transport`] interface: send errors, failed frames, frames a call carries |
+//! | `sender.rs` | [`Sender`]: the configured transport, the real [`Transport`] |
 //! | `classify.rs` | which failures are retried, which frames are dead-lettered |
 //! | `http.rs` | the HTTP client (reqwest) and the bearer-token transport |
 //! | `sigv4.rs` | Lambda Function URLs: SigV4-signed HTTP |
@@ -26,7 +27,9 @@ pub mod kinesis;
 pub mod sender;
 pub mod shipper;
 pub mod sigv4;
+pub mod transport;
 
 pub use encode::{Frame, Frames, encode_frames};
-pub use sender::{Failed, GroupLimits, SendError, Sender, SetupError};
+pub use sender::Sender;
 pub use shipper::{Delivery, Item, RETRY_BASE, RETRY_CAP, ShipStats, Shipper};
+pub use transport::{Failed, GroupLimits, SendError, SetupError, Transport};

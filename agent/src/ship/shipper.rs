@@ -3,7 +3,8 @@
 //! again; a call refused as a whole is split in halves to find the frame the sink refuses.
 
 use super::backoff::Backoff;
-use super::sender::{GroupLimits, SendError, Sender};
+use super::sender::Sender;
+use super::transport::{GroupLimits, SendError, Transport};
 use bytes::Bytes;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -56,19 +57,20 @@ pub enum Delivery {
     Abandoned,
 }
 
-/// Delivers frames to the sink, retrying with backoff until acknowledged, refused for good, or
-/// the drain time after shutdown is up.
-pub struct Shipper {
-    sender: Sender,
+/// Delivers frames to the sink through `T` (the configured [`Sender`] unless a test scripts
+/// one), retrying with backoff until acknowledged, refused for good, or the drain time after
+/// shutdown is up.
+pub struct Shipper<T = Sender> {
+    sender: T,
     drain: Duration,
     shutdown: watch::Receiver<bool>,
     drain_deadline: Option<Instant>,
     stats: ShipStats,
 }
 
-impl Shipper {
+impl<T: Transport> Shipper<T> {
     /// A shipper that, once `shutdown` turns true, keeps trying for at most `drain`.
-    pub fn new(sender: Sender, drain: Duration, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(sender: T, drain: Duration, shutdown: watch::Receiver<bool>) -> Self {
         Self {
             sender,
             drain,
@@ -251,8 +253,35 @@ fn worse(a: Option<SendError>, b: SendError) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ship::sender::{Failed, Mock};
+    use crate::ship::transport::Failed;
     use std::sync::{Arc, Mutex};
+
+    /// A scripted transport: `answer` gets each call's frames.
+    struct Scripted {
+        /// Frames a call carries.
+        limits: GroupLimits,
+        /// Largest frame taken (larger ones are refused before sending).
+        max_frame: usize,
+        /// The answer to each call.
+        #[allow(clippy::type_complexity)]
+        answer: Box<dyn FnMut(&[Bytes]) -> Result<Vec<Failed>, SendError> + Send>,
+    }
+
+    impl Transport for Scripted {
+        fn limits(&self) -> GroupLimits {
+            self.limits
+        }
+
+        fn refuse(&self, frame: &[u8]) -> Option<String> {
+            (frame.len() > self.max_frame).then(|| "too large".to_owned())
+        }
+
+        async fn send(&mut self, frames: &[Bytes]) -> Result<Vec<Failed>, SendError> {
+            (self.answer)(frames)
+        }
+
+        fn reload_credentials(&mut self) {}
+    }
 
     type Calls = Arc<Mutex<Vec<Vec<u8>>>>;
 
@@ -269,11 +298,11 @@ mod tests {
 
     fn shipper(
         answer: impl FnMut(&[Bytes]) -> Result<Vec<Failed>, SendError> + Send + 'static,
-    ) -> (Shipper, Calls, watch::Sender<bool>) {
+    ) -> (Shipper<Scripted>, Calls, watch::Sender<bool>) {
         let calls: Calls = Arc::default();
         let seen = calls.clone();
         let mut answer = answer;
-        let sender = Sender::Mock(Mock {
+        let sender = Scripted {
             limits: GroupLimits {
                 max_entries: 500,
                 max_bytes: 5 << 20,
@@ -286,7 +315,7 @@ mod tests {
                     .push(frames.iter().map(|f| f[0]).collect());
                 answer(frames)
             }),
-        });
+        };
         let (tx, rx) = watch::channel(false);
         (Shipper::new(sender, Duration::from_secs(1), rx), calls, tx)
     }

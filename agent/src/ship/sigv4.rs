@@ -7,7 +7,7 @@
 use super::classify::{Class, classify_http};
 use super::clock::{SkewClock, parse_http_date};
 use super::http::HttpClient;
-use super::sender::{SendError, SetupError};
+use super::transport::{SendError, SetupError};
 use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
