@@ -76,7 +76,7 @@ async fn main() {
     let url = arg("--url", "");
     let requests: usize = arg("--requests", "5").parse().unwrap();
     let target = (arg("--compressed-mib", "4").parse::<f64>().unwrap() * 1024.0 * 1024.0) as usize;
-    let t0 = outpost_sink::timestamp::now_ms() - 3_600_000;
+    let t0 = outpost_sink_core::timestamp::now_ms() - 3_600_000;
 
     // Grow the record count until the frame is just under the target.
     let mut count = 10_000;
@@ -96,7 +96,7 @@ async fn main() {
         .sum();
 
     let started = Instant::now();
-    let prepared = outpost_sink::handler::prepare(&one, t0).unwrap();
+    let prepared = outpost_sink_core::ingest::prepare(&one, t0).unwrap();
     let prepare_ms = started.elapsed().as_secs_f64() * 1000.0;
     let objects = prepared.log_objects.len();
 

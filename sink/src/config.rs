@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::alarm::Rules;
 use crate::token::Token;
+use outpost_sink_core::alarm::Rules;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";

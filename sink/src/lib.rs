@@ -13,11 +13,7 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod front;
-pub mod handler;
 pub mod health;
-pub mod key;
-pub mod ndjson;
-pub mod timestamp;
 pub mod token;
 
 pub use config::Config;

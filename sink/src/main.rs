@@ -125,7 +125,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (Some(_), Backend::Aws) => {
             anyhow::bail!("--rules needs --backend local (CloudWatch evaluates alarms on AWS)")
         }
-        (Some(path), Backend::Local) => Some(outpost_sink::alarm::rules::load(path)?),
+        (Some(path), Backend::Local) => Some(outpost_sink_core::alarm::rules::load(path)?),
     };
     let aws_settings = match args.backend {
         Backend::Aws => Some(AwsSettings::from_env()?),
@@ -173,7 +173,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn cloudwatch_alarms(args: CloudWatchAlarmsArgs) -> anyhow::Result<()> {
-    let rules = outpost_sink::alarm::rules::load(&args.rules)?;
+    let rules = outpost_sink_core::alarm::rules::load(&args.rules)?;
     let options = AlarmOptions {
         namespace: args.namespace,
         prefix: args.prefix,

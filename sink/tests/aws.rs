@@ -17,7 +17,7 @@ use outpost_sink::backend::aws::settings::{
     AwsSettings, CloudWatchMode, CloudWatchScope, Encryption,
 };
 use outpost_sink::backend::aws::{AwsBackend, dynamo};
-use outpost_sink::health::Thresholds;
+use outpost_sink_core::health::Thresholds;
 use outpost_testkit::Moto;
 use serde_json::Value;
 
@@ -27,7 +27,7 @@ const TABLE: &str = "outpost-metrics";
 
 /// Now, to the second: moto keeps what it is given, but TTLs and "latest" must look real.
 fn now_ms() -> i64 {
-    outpost_sink::timestamp::now_ms() / 1000 * 1000
+    outpost_sink_core::timestamp::now_ms() / 1000 * 1000
 }
 
 async fn create_resources(sdk: &aws_config::SdkConfig) {
@@ -223,7 +223,7 @@ async fn batches_land_in_s3_and_dynamodb_and_are_served_back() {
         })
         .collect();
     assert_eq!(points, [(t, "/".into(), 8.0), (t, "/boot".into(), 9.0)]);
-    let since = outpost_sink::timestamp::format_ms(t + 1);
+    let since = outpost_sink_core::timestamp::format_ms(t + 1);
     let later = get(
         addr,
         &format!("/v1/metrics?host=web-1&name=disk.used.07&since={since}"),

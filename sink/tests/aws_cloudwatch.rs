@@ -15,7 +15,7 @@ use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Datapoint, Dimension, Statistic};
 use outpost_sink::backend::aws::cloudwatch::MetricSelection;
 use outpost_sink::backend::aws::{CloudWatch, CloudWatchMode, CloudWatchScope};
-use outpost_sink::backend::{MetricWrite, PointRow};
+use outpost_sink_core::ports::{MetricWrite, PointRow};
 use outpost_testkit::Moto;
 
 const NAMESPACE: &str = "OutpostTest";

@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{MetricAlarm, MetricDataQuery};
 use outpost_sink::backend::aws::dynamo::DynamoMetrics;
-use outpost_sink::backend::{MetricWrite, PointRow};
+use outpost_sink_core::ports::{MetricWrite, PointRow};
 use outpost_testkit::Moto;
 use serde_json::Value;
 
@@ -449,7 +449,7 @@ async fn hosts_from_table_makes_alarms_for_every_host_of_the_table() {
     let sdk = moto.sdk_config().await;
     outpost_testkit::create_sink_resources(&sdk, "outpost-logs", TABLE).await;
     let store = DynamoMetrics::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE.into(), 30);
-    let now_ms = outpost_sink::timestamp::now_ms();
+    let now_ms = outpost_sink_core::timestamp::now_ms();
     for host in ["db-1", "app-1"] {
         let write = MetricWrite {
             host: host.into(),

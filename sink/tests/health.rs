@@ -13,8 +13,9 @@ use outpost_sink::backend::aws::AwsBackend;
 use outpost_sink::backend::aws::settings::{
     AwsSettings, CloudWatchMode, CloudWatchScope, Encryption,
 };
-use outpost_sink::backend::{MetricStore, MetricWrite, PointRow};
-use outpost_sink::health::{self, HotHost, Thresholds};
+use outpost_sink::health;
+use outpost_sink_core::health::{self as report, HotHost, Thresholds};
+use outpost_sink_core::ports::{MetricStore, MetricWrite, PointRow};
 use outpost_testkit::Moto;
 
 const BUCKET: &str = "outpost-logs";
@@ -101,7 +102,7 @@ async fn silent_and_hot_hosts_are_published_as_pipeline_metrics() {
     let sdk = moto.sdk_config().await;
     outpost_testkit::create_sink_resources(&sdk, BUCKET, TABLE).await;
     let backend = AwsBackend::new(&sdk, &settings());
-    let now = outpost_sink::timestamp::now_ms();
+    let now = outpost_sink_core::timestamp::now_ms();
 
     // web-1 is fine; web-2 is hot (CPU and memory); db-1 sent its last batch 10 minutes ago,
     // with a CPU that was hot then: it is silent, not hot.
@@ -114,7 +115,7 @@ async fn silent_and_hot_hosts_are_published_as_pipeline_metrics() {
     }
     assert_eq!(backend.cloudwatch().failures(), 0);
 
-    let report = backend.health_check(now).await.unwrap();
+    let report = health::check(&backend, now).await.unwrap();
     assert_eq!(report.hosts, 3);
     assert_eq!(report.hosts_reporting, 2);
     let silent: Vec<(&str, i64)> = report
@@ -141,11 +142,11 @@ async fn silent_and_hot_hosts_are_published_as_pipeline_metrics() {
 
     let client = Client::new(&sdk);
     for (name, expected) in [
-        (health::METRIC_HOSTS_REPORTING, 2.0),
-        (health::METRIC_SILENT_HOSTS, 1.0),
-        (health::METRIC_HOSTS_OVER_CPU, 1.0),
-        (health::METRIC_HOSTS_OVER_MEMORY, 1.0),
-        (health::METRIC_HEALTH_CHECKS, 1.0),
+        (report::METRIC_HOSTS_REPORTING, 2.0),
+        (report::METRIC_SILENT_HOSTS, 1.0),
+        (report::METRIC_HOSTS_OVER_CPU, 1.0),
+        (report::METRIC_HOSTS_OVER_MEMORY, 1.0),
+        (report::METRIC_HEALTH_CHECKS, 1.0),
     ] {
         assert_eq!(
             minute_sum(&client, name, now).await,
@@ -167,7 +168,7 @@ async fn silent_and_hot_hosts_are_published_as_pipeline_metrics() {
     .unwrap()
     .health;
     let other = AwsBackend::new(&sdk, &other);
-    let report = other.health_check(now).await.unwrap();
+    let report = health::check(&other, now).await.unwrap();
     assert_eq!(report.hosts_reporting, 3);
     assert!(report.silent_hosts.is_empty());
     let names = |hot: &[HotHost]| -> Vec<String> { hot.iter().map(|h| h.host.clone()).collect() };

@@ -292,7 +292,7 @@ async fn a_valid_batch_is_stored_on_disk_and_in_sqlite_and_queryable() {
     let last_seen_ms = hosts[0]["last_seen_ms"].as_i64().unwrap();
     assert_eq!(
         hosts[0]["last_seen"],
-        outpost_sink::timestamp::format_ms(last_seen_ms)
+        outpost_sink_core::timestamp::format_ms(last_seen_ms)
     );
 
     // Re-sending the same batch rewrites, never duplicates.

@@ -16,9 +16,9 @@ use outpost_sink::backend::aws::AwsBackend;
 use outpost_sink::backend::aws::settings::{
     AwsSettings, CloudWatchMode, CloudWatchScope, Encryption,
 };
-use outpost_sink::backend::{MetricStore, MetricWrite, PointRow};
 use outpost_sink::front::lambda::{LambdaError, LambdaFront};
-use outpost_sink::health::Thresholds;
+use outpost_sink_core::health::Thresholds;
+use outpost_sink_core::ports::{MetricStore, MetricWrite, PointRow};
 use outpost_testkit::{LambdaWatch, Moto};
 use serde_json::{Value, json};
 
@@ -79,7 +79,7 @@ async fn function_url_requests_are_answered_by_the_lambda_binary() {
         .timeout(LambdaWatch::first_request_timeout())
         .build()
         .unwrap();
-    let t = outpost_sink::timestamp::now_ms();
+    let t = outpost_sink_core::timestamp::now_ms();
 
     let response = client
         .post(format!("{url}/v1/batches"))
@@ -153,7 +153,7 @@ async fn kinesis_batches_store_good_records_and_dead_letter_poison_ones() {
     outpost_testkit::create_sink_resources(&sdk, BUCKET, TABLE).await;
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
     outpost_testkit::create_stream(&kinesis, STREAM, 1).await;
-    let t = outpost_sink::timestamp::now_ms();
+    let t = outpost_sink_core::timestamp::now_ms();
     for data in [
         frame(1, t, "first"),
         b"not a frame".to_vec(),
@@ -285,7 +285,7 @@ async fn scheduled_events_run_the_health_check() {
         encryption: Encryption::S3Managed,
         health: Thresholds::default(),
     };
-    let t = outpost_sink::timestamp::now_ms();
+    let t = outpost_sink_core::timestamp::now_ms();
     AwsBackend::new(&sdk, &settings)
         .put_metrics(MetricWrite {
             host: "web-1".into(),

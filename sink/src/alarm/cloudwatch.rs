@@ -16,11 +16,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::alarm::rules::{Comparison, MissingData, Rule, Rules, Scope, Statistic};
 use crate::backend::aws::cloudwatch::{
     HOST_DIMENSION, MAX_DIMENSION_NAME_LEN, MAX_DIMENSION_VALUE_LEN, MAX_METRIC_NAME_LEN,
     dimension_name_valid, dimension_value_accepted,
 };
+use outpost_sink_core::alarm::rules::{Comparison, MissingData, Rule, Rules, Scope, Statistic};
 
 /// Longest alarm name CloudWatch accepts, characters.
 pub const MAX_ALARM_NAME_LEN: usize = 255;
@@ -62,7 +62,7 @@ pub struct AlarmDimension {
 }
 
 /// The expression of the alarm of a rule with a denominator, over the period sums `n` (of the
-/// metric) and `d` (of the denominator): the guard of [`crate::alarm::eval::guarded_ratio`].
+/// metric) and `d` (of the denominator): the guard of [`outpost_sink_core::alarm::eval::guarded_ratio`].
 pub const RATIO_EXPRESSION: &str = "IF(d > 0, 100 * n / d, 0)";
 /// `Id` of the metric (numerator) in a ratio alarm's `Metrics`.
 pub const NUMERATOR_ID: &str = "n";
@@ -549,7 +549,7 @@ pub fn alarm_definitions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alarm::rules::parse;
+    use outpost_sink_core::alarm::rules::parse;
 
     const RULE: &str = r#"
 [[rule]]

@@ -10,7 +10,7 @@ use crate::alarm::cloudwatch::{AlarmDefinition, AlarmDimension, AlarmMetric, Met
 use crate::backend::aws::dynamo::DynamoMetrics;
 use crate::backend::aws::settings::DEFAULT_RETENTION_DAYS;
 use crate::backend::aws::{remote, service};
-use crate::error::{StorageError, chain};
+use outpost_sink_core::error::{StorageError, chain};
 
 /// Alarms whose `PutMetricAlarm` call failed (after the SDK's retries).
 #[derive(Debug, thiserror::Error)]

@@ -9,16 +9,10 @@
 //! - [`cloudwatch`]: the rules as CloudWatch alarm definitions (`cloudwatch-alarms`), pure.
 //! - [`cloudwatch_apply`]: `PutMetricAlarm` calls and the hosts of the DynamoDB table.
 
-pub mod book;
 pub mod cloudwatch;
 pub mod cloudwatch_apply;
-pub mod eval;
 pub mod notify;
 pub mod persist;
-pub mod rules;
 pub mod task;
 
-pub use book::{AlarmBook, AlarmRecord, Transition};
-pub use eval::AlarmState;
-pub use rules::{Rule, Rules, RulesError};
 pub use task::Alarms;

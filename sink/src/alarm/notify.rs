@@ -10,10 +10,10 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::alarm::book::Transition;
-use crate::alarm::eval::AlarmState;
-use crate::alarm::rules::Webhook;
-use crate::timestamp;
+use outpost_sink_core::alarm::book::Transition;
+use outpost_sink_core::alarm::eval::AlarmState;
+use outpost_sink_core::alarm::rules::Webhook;
+use outpost_sink_core::timestamp;
 
 /// Notifications waiting for delivery; more are dropped (and counted).
 pub const QUEUE_LEN: usize = 1024;
@@ -220,11 +220,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_webhook_is_retried_then_counted_as_failed() {
         // Nothing listens on port 9 of 127.0.0.1 (discard): every attempt is refused.
-        let webhook = Webhook {
-            url: "http://127.0.0.1:9/hook".into(),
-            max_attempts: 2,
-            timeout: Duration::from_secs(1),
-        };
+        let webhook = Webhook::new("http://127.0.0.1:9/hook", 2, Duration::from_secs(1));
         let notifier = Notifier::start(Some(webhook));
         notifier.notify(Transition {
             alarm: "a".into(),

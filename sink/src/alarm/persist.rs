@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::alarm::book::{AlarmBook, AlarmRecord};
+use outpost_sink_core::alarm::book::{AlarmBook, AlarmRecord};
 
 /// File name inside the data directory.
 pub const STATE_FILE: &str = "alarms.json";
@@ -105,7 +105,7 @@ pub fn save(data_dir: &Path, book: &AlarmBook) -> Result<(), PersistError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alarm::eval::{AlarmState, Outcome};
+    use outpost_sink_core::alarm::eval::{AlarmState, Outcome};
 
     #[test]
     fn a_saved_book_loads_back_and_leaves_no_temp_file() {

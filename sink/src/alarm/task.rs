@@ -1,26 +1,21 @@
-//! The alarm task of `outpost-sink serve --rules`: on every tick it re-reads the last N periods
-//! of each rule from the local store (the metric's series and, for a rule with a denominator,
-//! the denominator's), evaluates every alarm, saves the book when a state changed and hands the
-//! transitions to the notifier.
-//!
-//! Each evaluation recomputes the whole window from the store instead of updating on ingest,
-//! so a batch that arrives late (an agent that was offline and replays its spool) still counts
-//! at the next tick as long as its period is inside the window.
+//! The alarm task of `outpost-sink serve --rules`: on every tick it runs the core's alarm
+//! engine over the store (`outpost_sink_core::alarm::engine`), saves the book when a state
+//! changed and hands the transitions to the notifier.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::alarm::book::{AlarmBook, AlarmKey, AlarmRecord};
-use crate::alarm::eval::{self, AlarmState};
+use outpost_sink_core::alarm::book::{AlarmBook, AlarmRecord};
+use outpost_sink_core::alarm::engine::{self, millis};
+use outpost_sink_core::alarm::eval;
+use outpost_sink_core::alarm::rules::Rules;
+use outpost_sink_core::error::{StorageError, chain};
+use outpost_sink_core::ports::{MetricStore, SeriesReader};
+use outpost_sink_core::timestamp;
+
 use crate::alarm::notify::{Counters, Notifier};
 use crate::alarm::persist;
-use crate::alarm::rules::{Rules, Scope};
-use crate::backend::MetricStore;
-use crate::backend::local::{LocalBackend, SeriesQuery};
-use crate::error::StorageError;
-use crate::timestamp;
 
 /// The alarms of one rules file: shared by the task and `GET /v1/alarms`. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -36,17 +31,6 @@ struct Inner {
     data_dir: PathBuf,
 }
 
-/// `(ts_ms, value)` samples with a value.
-type Samples = Vec<(i64, f64)>;
-
-/// What one alarm is evaluated on: its key, its rule's index, the samples of the metric and,
-/// for a rule with a denominator, those of the denominator.
-type Input = (AlarmKey, usize, Samples, Option<Samples>);
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 impl Alarms {
     /// Load the saved states from `data_dir` (blocking, brief) and start the notifier. Call
     /// within a tokio runtime. A state file that cannot be read is logged and replaced.
@@ -54,7 +38,7 @@ impl Alarms {
         let mut book = match persist::load(data_dir) {
             Ok(book) => book.unwrap_or_default(),
             Err(error) => {
-                let error = crate::error::chain(&error);
+                let error = chain(&error);
                 tracing::error!(%error, "alarm states not loaded, starting afresh");
                 AlarmBook::default()
             }
@@ -94,7 +78,7 @@ impl Alarms {
     }
 
     /// Evaluate at every tick (`k × tick + delay` on the wall clock) until dropped.
-    pub async fn run(self, store: LocalBackend) {
+    pub async fn run<S: MetricStore + SeriesReader>(self, store: S) {
         let tick = millis(self.inner.rules.tick).max(1);
         let delay = millis(self.inner.rules.delay);
         tracing::info!(
@@ -109,96 +93,24 @@ impl Alarms {
             let wait = u64::try_from(next - now).unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(wait)).await;
             if let Err(error) = self.evaluate(&store, timestamp::now_ms()).await {
-                let error = crate::error::chain(&error);
+                let error = chain(&error);
                 tracing::error!(%error, "alarm evaluation failed, retrying at the next tick");
             }
         }
     }
 
     /// Evaluate every alarm once at `now_ms`; the number of state changes.
-    pub async fn evaluate(&self, store: &LocalBackend, now_ms: i64) -> Result<usize, StorageError> {
+    pub async fn evaluate<S: MetricStore + SeriesReader>(
+        &self,
+        store: &S,
+        now_ms: i64,
+    ) -> Result<usize, StorageError> {
         let rules = &self.inner.rules;
-        let hosts: Vec<String> = store.hosts().await?.into_iter().map(|h| h.host).collect();
-        let delay = millis(rules.delay);
-        // Per rule: the metric of every host, then the denominator (if any) of every host, over
-        // the same dimensions and window.
-        let mut queries = Vec::with_capacity(rules.rules.len() * hosts.len() * 2);
-        for rule in &rules.rules {
-            let end = eval::window_end(now_ms, delay, rule.period_ms);
-            let dimensions = serde_json::to_string(&rule.dimensions).unwrap_or_default();
-            for name in std::iter::once(&rule.metric).chain(&rule.denominator) {
-                for host in &hosts {
-                    queries.push(SeriesQuery {
-                        host: host.clone(),
-                        name: name.clone(),
-                        dimensions: dimensions.clone(),
-                        from_ms: end - i64::from(rule.evaluation_periods) * rule.period_ms,
-                        to_ms: end,
-                    });
-                }
-            }
-        }
-        let mut series = store.series(queries).await?.into_iter();
-        let mut next_per_host = || -> BTreeMap<&String, Samples> {
-            hosts
-                .iter()
-                .map(|host| {
-                    let points = series.next().unwrap_or_default();
-                    let samples = points
-                        .into_iter()
-                        .filter_map(|(ts, v)| v.map(|v| (ts, v)))
-                        .collect();
-                    (host, samples)
-                })
-                .collect()
-        };
-        // Evaluated under the lock, below.
-        let mut inputs: Vec<Input> = Vec::new();
-        for (index, rule) in rules.rules.iter().enumerate() {
-            let metric = next_per_host();
-            let mut denominator = rule.denominator.as_ref().map(|_| next_per_host());
-            match rule.scope {
-                Scope::PerHost => {
-                    for (host, samples) in metric {
-                        let of_host = denominator
-                            .as_mut()
-                            .map(|d| d.remove(host).unwrap_or_default());
-                        inputs.push((
-                            (rule.name.clone(), Some(host.clone())),
-                            index,
-                            samples,
-                            of_host,
-                        ));
-                    }
-                }
-                Scope::Fleet => {
-                    let all = |by_host: BTreeMap<&String, Samples>| {
-                        by_host.into_values().flatten().collect::<Samples>()
-                    };
-                    inputs.push((
-                        (rule.name.clone(), None),
-                        index,
-                        all(metric),
-                        denominator.map(all),
-                    ));
-                }
-            }
-        }
+        let inputs = engine::read_inputs(rules, store, now_ms).await?;
+        // Evaluated under the lock.
         let (transitions, snapshot) = {
             let mut book = self.book();
-            let mut transitions = Vec::new();
-            for (key, index, samples, denominator) in inputs {
-                let rule = &rules.rules[index];
-                let end = eval::window_end(now_ms, delay, rule.period_ms);
-                let points = match &denominator {
-                    Some(d) => eval::ratio_datapoints(rule, end, &samples, d),
-                    None => eval::datapoints(rule, end, &samples),
-                };
-                let window: Vec<Option<f64>> = points.iter().map(|d| d.value).collect();
-                let current: AlarmState = book.state(&key);
-                let outcome = eval::evaluate(rule, &window, current);
-                transitions.extend(book.apply(&key, outcome, points, now_ms));
-            }
+            let transitions = engine::apply(rules, &mut book, inputs, now_ms);
             let snapshot = (!transitions.is_empty()).then(|| book.clone());
             (transitions, snapshot)
         };
@@ -208,7 +120,7 @@ impl Alarms {
             match saved {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
-                    let error = crate::error::chain(&error);
+                    let error = chain(&error);
                     tracing::error!(%error, "alarm states not saved");
                 }
                 Err(error) => tracing::error!(%error, "alarm state writer failed"),
@@ -225,7 +137,9 @@ impl Alarms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{MetricWrite, PointRow};
+    use crate::backend::local::LocalBackend;
+    use outpost_sink_core::alarm::eval::AlarmState;
+    use outpost_sink_core::ports::{MetricWrite, PointRow};
     use std::path::Path;
 
     const RULES: &str = r#"
@@ -310,7 +224,7 @@ scope = "fleet"
     async fn per_host_and_fleet_alarms_follow_the_store_and_survive_a_restart() {
         let tmp = tempfile::tempdir().unwrap();
         let store = LocalBackend::open(tmp.path()).unwrap();
-        let rules = crate::alarm::rules::parse(RULES, Path::new("r.toml")).unwrap();
+        let rules = outpost_sink_core::alarm::rules::parse(RULES, Path::new("r.toml")).unwrap();
         let alarms = Alarms::start(rules.clone(), tmp.path());
         put(&store, "web-1", 1, 10_100, 95.0).await;
         put(&store, "web-1", 2, 11_100, 90.0).await;
@@ -382,7 +296,8 @@ scope = "fleet"
     async fn a_rule_with_a_denominator_divides_the_sums_of_each_host_or_of_the_fleet() {
         let tmp = tempfile::tempdir().unwrap();
         let store = LocalBackend::open(tmp.path()).unwrap();
-        let rules = crate::alarm::rules::parse(RATE_RULES, Path::new("r.toml")).unwrap();
+        let rules =
+            outpost_sink_core::alarm::rules::parse(RATE_RULES, Path::new("r.toml")).unwrap();
         let alarms = Alarms::start(rules, tmp.path());
         // web-1: 8 errors of 100 lines in two batches; web-2: 0 of 100, plus another service's
         // and a dimensionless series that must not count; web-3: no log counters at all.

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use outpost_proto::DecodeError;
 use serde_json::json;
 
-use crate::error::{self, IngestError, StorageError};
+use outpost_sink_core::error::{IngestError, StorageError, chain};
 
 /// An error reply: `status` with body `{"error": message}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,14 +57,14 @@ impl From<&IngestError> for ApiError {
             IngestError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self::new(status, error::chain(e))
+        Self::new(status, chain(e))
     }
 }
 
 impl From<&StorageError> for ApiError {
     /// 503: the storage may recover.
     fn from(e: &StorageError) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, error::chain(e))
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, chain(e))
     }
 }
 
@@ -82,7 +82,7 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::InvalidBatch;
+    use outpost_sink_core::error::InvalidBatch;
 
     fn status(e: IngestError) -> StatusCode {
         ApiError::from(&e).status

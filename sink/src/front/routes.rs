@@ -13,13 +13,15 @@ use outpost_proto::limits::MAX_FRAME_LEN;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::alarm::eval::Datapoint;
-use crate::alarm::{AlarmRecord, AlarmState, Alarms, Transition};
-use crate::backend::{HostSummary, PointQuery, Storage, StoredPoint};
-use crate::error::IngestError;
+use crate::alarm::Alarms;
+use crate::front::ingest::{IngestFailure, ingest_frame};
 use crate::front::response::ApiError;
-use crate::handler::{self, Ack};
-use crate::timestamp;
+use outpost_sink_core::alarm::eval::Datapoint;
+use outpost_sink_core::alarm::{AlarmRecord, AlarmState, Transition};
+use outpost_sink_core::error::IngestError;
+use outpost_sink_core::ingest::Ack;
+use outpost_sink_core::ports::{HostSummary, PointQuery, Storage, StoredPoint};
+use outpost_sink_core::timestamp;
 
 /// What every route shares.
 #[derive(Debug)]
@@ -71,16 +73,12 @@ pub async fn post_batch<S: Storage + 'static>(
             )
         })?;
 
-    let now_ms = timestamp::now_ms();
-    // Decompressing and re-encoding a frame is CPU work of up to tens of milliseconds: keep it
-    // off the async worker threads.
-    let prepared = tokio::task::spawn_blocking(move || handler::prepare(&body, now_ms))
+    let ack = ingest_frame(body, &state.storage, timestamp::now_ms())
         .await
-        .map_err(|e| rejected(ApiError::internal(format!("ingest task failed: {e}"))))?
-        .map_err(|e| ingest_failed(&e))?;
-    let ack = handler::store(prepared, &state.storage)
-        .await
-        .map_err(|e| ingest_failed(&e))?;
+        .map_err(|failure| match failure {
+            worker @ IngestFailure::Worker(_) => rejected(ApiError::internal(worker.to_string())),
+            IngestFailure::Ingest(e) => ingest_failed(&e),
+        })?;
     tracing::info!(
         agent_id = %ack.agent_id,
         seq = ack.seq,

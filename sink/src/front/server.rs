@@ -12,13 +12,13 @@ use outpost_proto::limits::MAX_FRAME_LEN;
 use tokio::net::TcpListener;
 
 use crate::alarm::Alarms;
-use crate::backend::Storage;
 use crate::backend::local::LocalBackend;
 use crate::config::Config;
 use crate::error::ServeError;
 use crate::front::auth::require_token;
 use crate::front::routes::{self, AppState};
 use crate::token::Token;
+use outpost_sink_core::ports::Storage;
 
 /// A bound, not yet serving, HTTP server.
 #[derive(Debug)]

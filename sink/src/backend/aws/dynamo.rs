@@ -22,8 +22,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
 use crate::backend::aws::{remote, service};
-use crate::backend::{HostSummary, LatestValue, MetricWrite, PointQuery, StoredPoint};
-use crate::error::StorageError;
+use outpost_sink_core::error::StorageError;
+use outpost_sink_core::ports::{HostSummary, LatestValue, MetricWrite, PointQuery, StoredPoint};
 
 /// Partition key attribute.
 pub const PK: &str = "pk";
@@ -133,7 +133,7 @@ pub fn host_updates(write: &MetricWrite) -> Vec<HostUpdate> {
         ("last_seen_ms".to_owned(), n(write.received_ms)),
         ("last_seq".to_owned(), n(write.seq)),
     ];
-    let mut newest: BTreeMap<(&str, &str), &crate::backend::PointRow> = BTreeMap::new();
+    let mut newest: BTreeMap<(&str, &str), &outpost_sink_core::ports::PointRow> = BTreeMap::new();
     for p in &write.points {
         let slot = newest
             .entry((p.name.as_str(), p.dimensions.as_str()))
@@ -432,7 +432,7 @@ fn jitter(base: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::PointRow;
+    use outpost_sink_core::ports::PointRow;
 
     fn write(points: &[(&str, &str, i64, Option<f64>)]) -> MetricWrite {
         MetricWrite {

@@ -4,17 +4,20 @@
 //! [`AwsBackend`] implements the storage traits over the three. Its clients are built once per
 //! process (a Lambda container reuses them across invocations). Settings come from the
 //! environment ([`settings`]); credentials, region and endpoint from the standard AWS chain.
-//! [`AwsBackend::health_check`] runs the scheduled health check ([`crate::health`]) over them.
+//! The scheduled health check (`crate::health::check`) runs over them with the configured
+//! thresholds ([`AwsBackend::health_thresholds`]).
 
 pub mod cloudwatch;
 pub mod dynamo;
 pub mod s3;
 pub mod settings;
 
-use crate::backend::{HostSummary, LogStore, MetricStore, MetricWrite, PointQuery, StoredPoint};
-use crate::error::{BoxError, StorageError};
-use crate::health::{self, HealthReport, Thresholds};
-use crate::key::LogObjectKey;
+use outpost_sink_core::error::{BoxError, StorageError};
+use outpost_sink_core::health::Thresholds;
+use outpost_sink_core::key::LogObjectKey;
+use outpost_sink_core::ports::{
+    HostSummary, LogStore, MetricStore, MetricWrite, PointQuery, StoredPoint,
+};
 
 pub use cloudwatch::CloudWatch;
 pub use dynamo::DynamoMetrics;
@@ -110,11 +113,10 @@ impl AwsBackend {
         &self.cloudwatch
     }
 
-    /// Run the health check at `now_ms` with the configured thresholds: the `#hosts` items of
-    /// DynamoDB in, `pipeline.*` metrics out through the CloudWatch publisher (see
-    /// [`health::run`]).
-    pub async fn health_check(&self, now_ms: i64) -> Result<HealthReport, StorageError> {
-        health::run(self, &self.cloudwatch, &self.health, now_ms).await
+    /// The health check's thresholds (`OUTPOST_SILENT_AFTER_MINUTES`, `OUTPOST_CPU_THRESHOLD`,
+    /// `OUTPOST_MEMORY_THRESHOLD`).
+    pub fn health_thresholds(&self) -> &Thresholds {
+        &self.health
     }
 }
 

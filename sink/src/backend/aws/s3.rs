@@ -8,11 +8,11 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
-use crate::backend::LogStore;
 use crate::backend::aws::settings::Encryption;
 use crate::backend::aws::{remote, service};
-use crate::error::StorageError;
-use crate::key::LogObjectKey;
+use outpost_sink_core::error::StorageError;
+use outpost_sink_core::key::LogObjectKey;
+use outpost_sink_core::ports::LogStore;
 
 /// Key prefix of dead letters: frames the sink rejected as malformed and could not hand back
 /// to their sender (Kinesis records).
@@ -123,8 +123,8 @@ impl LogStore for S3Logs {
 pub fn dead_letter_key(date: &str, source: &str, id: &str) -> String {
     format!(
         "{DEAD_LETTER_PREFIX}/dt={date}/{}/{}.bin",
-        crate::key::sanitize(source),
-        crate::key::sanitize(id)
+        outpost_sink_core::names::sanitize(source),
+        outpost_sink_core::names::sanitize(id)
     )
 }
 

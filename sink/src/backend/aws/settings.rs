@@ -9,7 +9,7 @@
 
 use crate::backend::aws::cloudwatch::MetricSelection;
 use crate::error::ConfigError;
-use crate::health::Thresholds;
+use outpost_sink_core::health::Thresholds;
 
 /// Bucket for log objects and dead letters.
 pub const ENV_BUCKET: &str = "OUTPOST_BUCKET";

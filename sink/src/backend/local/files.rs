@@ -10,8 +10,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::StorageError;
-use crate::key::{LOGS_PREFIX, LogObjectKey};
+use outpost_sink_core::error::StorageError;
+use outpost_sink_core::key::{LOGS_PREFIX, LogObjectKey};
 
 /// Prefix of temporary files; a crash can leave some behind, and they are safe to delete.
 pub const TMP_PREFIX: &str = ".tmp-";
@@ -117,7 +117,7 @@ fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::Partition;
+    use outpost_sink_core::key::Partition;
 
     fn key(seq: u64) -> LogObjectKey {
         LogObjectKey::new(

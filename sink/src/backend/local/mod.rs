@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use files::{LogDir, TMP_PREFIX};
-pub use sqlite::{DB_FILE, MetricsDb, SCHEMA_VERSION, Samples, SeriesQuery};
+pub use sqlite::{DB_FILE, MetricsDb, SCHEMA_VERSION};
 
-use crate::backend::{HostSummary, LogStore, MetricStore, MetricWrite, PointQuery, StoredPoint};
-use crate::error::StorageError;
-use crate::key::LogObjectKey;
+use outpost_sink_core::error::StorageError;
+use outpost_sink_core::key::LogObjectKey;
+use outpost_sink_core::ports::{
+    HostSummary, LogStore, MetricStore, MetricWrite, PointQuery, Samples, SeriesQuery,
+    SeriesReader, StoredPoint,
+};
 
 /// The local backend over one data directory. Cheap to clone; clones share the database.
 #[derive(Debug, Clone)]
@@ -40,10 +43,12 @@ impl LocalBackend {
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
+}
 
-    /// The points of each series in its time range ([`MetricsDb::series`]), on the blocking
-    /// pool; what the local alarms read.
-    pub async fn series(&self, queries: Vec<SeriesQuery>) -> Result<Vec<Samples>, StorageError> {
+/// The points of each series in its time range ([`MetricsDb::series`]), on the blocking pool;
+/// what the local alarms read.
+impl SeriesReader for LocalBackend {
+    async fn series(&self, queries: Vec<SeriesQuery>) -> Result<Vec<Samples>, StorageError> {
         let metrics = Arc::clone(&self.metrics);
         blocking(move || metrics.series(&queries)).await
     }
@@ -88,8 +93,8 @@ impl MetricStore for LocalBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handler;
     use outpost_proto::{AgentIdentity, Batch, LogRecord, MetricPoint, Record, Unit};
+    use outpost_sink_core::ingest;
 
     /// 2026-11-23T22:57:58.123Z
     const T: i64 = 1_795_474_678_123;
@@ -147,7 +152,7 @@ mod tests {
     async fn a_batch_lands_at_the_documented_path_and_in_the_database() {
         let tmp = tempfile::tempdir().unwrap();
         let backend = LocalBackend::open(tmp.path()).unwrap();
-        handler::handle(&frame(1), &backend, 5).await.unwrap();
+        ingest::handle(&frame(1), &backend, 5).await.unwrap();
         assert_eq!(
             log_files(&backend),
             [tmp.path().join(
@@ -170,8 +175,8 @@ mod tests {
     async fn a_resent_batch_leaves_exactly_one_file_and_one_row() {
         let tmp = tempfile::tempdir().unwrap();
         let backend = LocalBackend::open(tmp.path()).unwrap();
-        handler::handle(&frame(1), &backend, 5).await.unwrap();
-        handler::handle(&frame(1), &backend, 6).await.unwrap();
+        ingest::handle(&frame(1), &backend, 5).await.unwrap();
+        ingest::handle(&frame(1), &backend, 6).await.unwrap();
         assert_eq!(log_files(&backend).len(), 1);
         let query = PointQuery {
             host: "web-1".into(),
@@ -180,7 +185,7 @@ mod tests {
         };
         assert_eq!(backend.query_points(query).await.unwrap().len(), 1);
         // A different batch is a different file.
-        handler::handle(&frame(2), &backend, 7).await.unwrap();
+        ingest::handle(&frame(2), &backend, 7).await.unwrap();
         assert_eq!(log_files(&backend).len(), 2);
     }
 
@@ -188,10 +193,10 @@ mod tests {
     async fn the_longest_accepted_names_fit_the_file_system() {
         let tmp = tempfile::tempdir().unwrap();
         let backend = LocalBackend::open(tmp.path()).unwrap();
-        let host = "h".repeat(crate::key::MAX_NAME_LEN);
+        let host = "h".repeat(outpost_sink_core::names::MAX_NAME_LEN);
         // 200 characters, 400 bytes: sanitised to 200 underscores.
-        let agent_id = "é".repeat(crate::key::MAX_NAME_LEN);
-        handler::handle(&frame_from(u64::MAX >> 1, &host, &agent_id), &backend, 0)
+        let agent_id = "é".repeat(outpost_sink_core::names::MAX_NAME_LEN);
+        ingest::handle(&frame_from(u64::MAX >> 1, &host, &agent_id), &backend, 0)
             .await
             .unwrap();
         let files = log_files(&backend);

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
-use crate::backend::{HostSummary, LatestValue, MetricWrite, PointQuery, StoredPoint};
-use crate::error::StorageError;
+use outpost_sink_core::error::StorageError;
+use outpost_sink_core::ports::{
+    HostSummary, LatestValue, MetricWrite, PointQuery, Samples, SeriesQuery, StoredPoint,
+};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "metrics.db";
@@ -56,24 +58,6 @@ INSERT INTO latest (host, name, dimensions, ts_ms, value, unit)
     SELECT host, name, dimensions, max(ts_ms), value, unit FROM points
     GROUP BY host, name, dimensions;
 ";
-
-/// The `(ts_ms, value)` samples of one series, by time (`value` `None` when not finite).
-pub type Samples = Vec<(i64, Option<f64>)>;
-
-/// One series read by [`MetricsDb::series`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeriesQuery {
-    /// Host name.
-    pub host: String,
-    /// Metric name.
-    pub name: String,
-    /// Canonical JSON of the exact dimension set, as stored (`{}` for none).
-    pub dimensions: String,
-    /// First millisecond, inclusive.
-    pub from_ms: i64,
-    /// Last millisecond, exclusive.
-    pub to_ms: i64,
-}
 
 /// The metrics database: one connection behind a mutex (SQLite allows one writer anyway).
 #[derive(Debug)]
@@ -387,7 +371,7 @@ impl MetricsDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::PointRow;
+    use outpost_sink_core::ports::PointRow;
 
     fn count(db: &MetricsDb, table: &str) -> i64 {
         db.lock()

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::select::MetricSelection;
 use super::{HOST_DIMENSION, MAX_POINT_DIMENSIONS, MINUTE_MS};
-use crate::backend::MetricWrite;
 use crate::backend::aws::settings::CloudWatchScope;
+use outpost_sink_core::ports::MetricWrite;
 
 /// Longest metric name CloudWatch accepts, characters.
 pub const MAX_METRIC_NAME_LEN: usize = 255;
@@ -365,8 +365,8 @@ pub fn single(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::PointRow;
     use crate::backend::aws::cloudwatch::test_support::{T0, per_host, point, write};
+    use outpost_sink_core::ports::PointRow;
 
     fn dims_of(json: &str) -> Vec<(String, String)> {
         let mut dims = vec![(HOST_DIMENSION.to_owned(), "web-1".to_owned())];

@@ -66,10 +66,10 @@ use std::sync::{Mutex, PoisonError};
 use aws_sdk_cloudwatch::Client;
 use tracing::{debug, error, warn};
 
-use crate::backend::MetricWrite;
 use crate::backend::aws::settings::{CloudWatchMode, CloudWatchScope};
 use crate::backend::aws::{remote, service};
-use crate::error::chain;
+use outpost_sink_core::error::chain;
+use outpost_sink_core::ports::MetricWrite;
 
 pub use aggregate::{
     Aggregation, FLEET_TOTALS, MAX_ABS_VALUE, MAX_AGE_MS, MAX_AHEAD_MS, MAX_DIMENSION_NAME_LEN,
@@ -341,7 +341,7 @@ mod test_support {
 
     use super::{Aggregation, MINUTE_MS, MetricSelection, StatisticSet, aggregate};
     use crate::backend::aws::settings::CloudWatchScope;
-    use crate::backend::{MetricWrite, PointRow};
+    use outpost_sink_core::ports::{MetricWrite, PointRow};
 
     pub(super) const T0: i64 = 1_700_000_040_000; // a minute boundary
 

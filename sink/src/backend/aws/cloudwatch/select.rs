@@ -83,7 +83,7 @@ enum Series {
     /// Every dimension set.
     Every,
     /// These dimension sets, each as the canonical JSON of its object (keys sorted), the form
-    /// of [`crate::backend::PointRow::dimensions`].
+    /// of [`outpost_sink_core::ports::PointRow::dimensions`].
     Exactly(BTreeSet<String>),
 }
 
@@ -137,7 +137,7 @@ impl MetricSelection {
     }
 
     /// Whether the series of metric `name` with the point's own dimensions `dimensions`
-    /// (canonical JSON, keys sorted, as in [`crate::backend::PointRow::dimensions`]) is
+    /// (canonical JSON, keys sorted, as in [`outpost_sink_core::ports::PointRow::dimensions`]) is
     /// selected.
     pub fn selects(&self, name: &str, dimensions: &str) -> bool {
         let Some(names) = &self.names else {

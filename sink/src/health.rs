@@ -1,25 +1,29 @@
 //! The scheduled health check: reads what the sink knows of every host (the `#hosts` items in
 //! DynamoDB, or any [`MetricStore`]), finds the silent hosts and the hosts over CPU or memory
-//! ([`evaluate`], pure), logs them by name at WARN, and publishes the `pipeline.*` metrics
+//! (`outpost_sink_core::health::evaluate`, pure), logs them by name at WARN, and publishes the `pipeline.*` metrics
 //! through the CloudWatch publisher ([`run`]).
 //!
-//! The Lambda function runs it on an EventBridge schedule (see `front::lambda`); CloudWatch
+//! The Lambda function runs it on an EventBridge schedule (see `front::lambda::health`); CloudWatch
 //! alarms on `pipeline.silent_hosts` and on a missing `pipeline.health_checks` close the loop.
 
-mod report;
-
+use outpost_sink_core::error::StorageError;
+use outpost_sink_core::health::{HealthReport, Thresholds, evaluate};
+use outpost_sink_core::ports::MetricStore;
 use tracing::{info, warn};
 
-use crate::backend::MetricStore;
-use crate::backend::aws::CloudWatch;
-use crate::error::StorageError;
+use crate::backend::aws::{AwsBackend, CloudWatch};
 
-pub use report::{
-    CPU_METRIC, DEFAULT_CPU_PERCENT, DEFAULT_MEMORY_PERCENT, DEFAULT_SILENT_AFTER_MINUTES,
-    HealthReport, HotHost, MEMORY_METRIC, METRIC_HEALTH_CHECKS, METRIC_HOSTS_OVER_CPU,
-    METRIC_HOSTS_OVER_MEMORY, METRIC_HOSTS_REPORTING, METRIC_SILENT_HOSTS, SilentHost, Thresholds,
-    evaluate,
-};
+/// Run the check over an AWS backend at `now_ms` with its configured thresholds: the `#hosts`
+/// items of DynamoDB in, `pipeline.*` metrics out through its CloudWatch publisher ([`run`]).
+pub async fn check(backend: &AwsBackend, now_ms: i64) -> Result<HealthReport, StorageError> {
+    run(
+        backend,
+        backend.cloudwatch(),
+        backend.health_thresholds(),
+        now_ms,
+    )
+    .await
+}
 
 /// Run the check at `now_ms`: read the hosts from `store`, evaluate them, log the silent and
 /// hot hosts (WARN, one line each, naming the host), and publish the report's metrics through

@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use outpost_proto::{Batch, MetricPoint, Record};
 use serde::Serialize;
 
-use crate::backend::{MetricWrite, PointRow, Storage};
 use crate::error::{IngestError, InvalidBatch};
-use crate::key::{LogObjectKey, MAX_NAME_LEN, Partition};
+use crate::key::{LogObjectKey, Partition};
+use crate::names::MAX_NAME_LEN;
 use crate::ndjson::{self, LineContext};
+use crate::ports::{MetricWrite, PointRow, Storage};
 use crate::timestamp;
 
 /// The acknowledgement of a stored batch (the JSON body of a 200).
@@ -191,8 +192,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::backend::{HostSummary, LogStore, MetricStore, PointQuery, StoredPoint};
     use crate::error::StorageError;
+    use crate::ports::{HostSummary, LogStore, MetricStore, PointQuery, StoredPoint};
     use outpost_proto::{AgentIdentity, Dimension, Level, LogRecord, Unit};
     use serde_json::{Value, json};
 

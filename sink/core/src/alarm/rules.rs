@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::aws::cloudwatch::MAX_METRIC_NAME_LEN;
+use crate::names::MAX_METRIC_NAME_LEN;
 
 /// The most evaluation periods a rule may look back over (also bounds the datapoints kept).
 pub const MAX_EVALUATION_PERIODS: u32 = 100;
@@ -229,6 +229,17 @@ pub struct Webhook {
     pub max_attempts: u32,
     /// Timeout of one attempt.
     pub timeout: Duration,
+}
+
+impl Webhook {
+    /// Webhook settings as given (a rules file's are validated by [`RulesFile::validate`]).
+    pub fn new(url: impl Into<String>, max_attempts: u32, timeout: Duration) -> Self {
+        Self {
+            url: url.into(),
+            max_attempts,
+            timeout,
+        }
+    }
 }
 
 /// A validated rules file.
@@ -582,7 +593,7 @@ evaluation_periods = 5
 
     #[test]
     fn the_shipped_example_parses_with_its_three_rules() {
-        let text = include_str!("../../rules.example.toml");
+        let text = include_str!("../../../rules.example.toml");
         let rules = parse_str(text).unwrap();
         let names: Vec<_> = rules.rules.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(

@@ -1,9 +1,9 @@
-//! The health check's pure core: from the host summaries, the time and the thresholds to a
+//! The scheduled health check's pure part: from the host summaries, the time and the thresholds to a
 //! [`HealthReport`] (who reports, who is silent, who runs hot) and its metrics.
 
 use serde::Serialize;
 
-use crate::backend::{HostSummary, LatestValue};
+use crate::ports::{HostSummary, LatestValue};
 
 /// `pipeline.hosts_reporting`: hosts whose last batch is within the silent window.
 pub const METRIC_HOSTS_REPORTING: &str = "pipeline.hosts_reporting";

@@ -8,6 +8,7 @@ use std::fmt;
 
 use time::Date;
 
+use crate::names::sanitize;
 use crate::timestamp;
 
 /// Suffix of every complete log object; temporary files never end with it.
@@ -15,11 +16,6 @@ pub const LOG_OBJECT_SUFFIX: &str = ".ndjson.zst";
 
 /// Top-level directory (or key prefix) of the log objects.
 pub const LOGS_PREFIX: &str = "logs";
-
-/// Longest host name or agent id, in characters, that the sink accepts. [`sanitize`] maps each
-/// character to one byte, so every path component stays under the 255-byte file name limit of
-/// common file systems (`<agent_id>-<20 digits>.ndjson.zst` is at most 232 bytes).
-pub const MAX_NAME_LEN: usize = 200;
 
 /// The UTC hour a log record belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -39,7 +35,7 @@ impl Partition {
 }
 
 /// Where one log object of one batch is stored. Construct with [`LogObjectKey::new`], which
-/// sanitises the host name and agent id into safe path components.
+/// sanitises the host name and agent id into safe path components ([`sanitize`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LogObjectKey {
     host: String,
@@ -87,35 +83,9 @@ impl fmt::Display for LogObjectKey {
     }
 }
 
-/// Map a host name or agent id to a safe path component.
-///
-/// Keeps ASCII letters, digits, `-`, `_` and `.`; every other character (including `/`, `\`,
-/// `=`, NUL, spaces and any non-ASCII character) becomes `_`. A `.` at the start or right
-/// after another `.` also becomes `_`, so the result is never hidden, never `..` and never
-/// contains `..`. An empty input becomes `_`. The mapping is not injective: `a/b` and `a_b`
-/// share a directory, which is why every NDJSON line also carries the raw host and agent id.
-pub fn sanitize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len().max(1));
-    let mut previous = None;
-    for c in name.chars() {
-        let keep = match c {
-            '.' => previous.is_some() && previous != Some('.'),
-            c => c.is_ascii_alphanumeric() || c == '-' || c == '_',
-        };
-        let c = if keep { c } else { '_' };
-        out.push(c);
-        previous = Some(c);
-    }
-    if out.is_empty() {
-        out.push('_');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     fn partition(ts_ms: i64) -> Partition {
         Partition::of(ts_ms).unwrap()
@@ -138,30 +108,5 @@ mod tests {
             key.to_string(),
             "logs/host=h/dt=1970-01-01/hour=01/a-18446744073709551615.ndjson.zst"
         );
-    }
-
-    #[test]
-    fn unsafe_names_are_mapped() {
-        assert_eq!(sanitize("../etc/passwd"), "_._etc_passwd");
-        assert_eq!(sanitize(".."), "_.");
-        assert_eq!(sanitize(".hidden"), "_hidden");
-        assert_eq!(sanitize("a..b"), "a._b");
-        assert_eq!(sanitize("a\0b"), "a_b");
-        assert_eq!(sanitize("héte"), "h_te");
-        assert_eq!(sanitize("host=x y"), "host_x_y");
-        assert_eq!(sanitize(""), "_");
-        assert_eq!(sanitize("web-1.example.com"), "web-1.example.com");
-    }
-
-    proptest! {
-        #[test]
-        fn sanitized_names_are_always_safe(name in any::<String>()) {
-            let s = sanitize(&name);
-            prop_assert!(!s.is_empty());
-            prop_assert!(!s.starts_with('.'));
-            prop_assert!(!s.contains(".."));
-            prop_assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
-            prop_assert!(s.len() <= name.len().max(1));
-        }
     }
 }
