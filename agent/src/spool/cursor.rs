@@ -2,8 +2,9 @@
 //! delivering entries in order reads each segment once, front to back, an entry at a time.
 
 use super::error::SpoolError;
-use super::format::{ENTRY_HEADER_LEN, EntryHeader, HEADER_LEN, SEGMENT_MAGIC, decode_header};
-use super::scan::Defect;
+use super::format::{
+    Defect, ENTRY_HEADER_LEN, EntryHeader, HEADER_LEN, SEGMENT_MAGIC, decode_header,
+};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! Errors of the disk spool.
 
-use super::scan::Defect;
+use super::format::Defect;
 use std::path::{Path, PathBuf};
 
 /// Why a spool operation failed. Spool *contents* never make [`Spool::open`](super::Spool::open)

@@ -1,7 +1,6 @@
 //! The spool's on-disk layout, version 1: segment and `acked` file headers, entry headers and
-//! segment file names. Pure encoding and decoding; `docs/spool.md` specifies it byte by byte.
-
-use super::scan::Defect;
+//! segment file names, and the [`Defect`]s their bytes can have. Pure encoding and decoding;
+//! `docs/spool.md` specifies it byte by byte.
 
 /// Format version written in every segment header and in the `acked` file.
 pub const VERSION: u32 = 1;
@@ -33,6 +32,63 @@ pub const LOCK_FILE: &str = "lock";
 
 /// Largest payload an entry may carry: one wire frame.
 pub const MAX_PAYLOAD_LEN: usize = outpost_proto::limits::MAX_FRAME_LEN;
+
+/// What is wrong with a segment, a header or an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Defect {
+    /// The file is shorter than a header.
+    #[error("shorter than the {HEADER_LEN}-byte header")]
+    ShortHeader,
+    /// The header does not start with the expected magic.
+    #[error("bad magic")]
+    BadMagic,
+    /// The header's checksum does not match its bytes.
+    #[error("header checksum mismatch")]
+    HeaderChecksum,
+    /// The header names a format version this build does not read.
+    #[error("unsupported format version {0}")]
+    Version(u32),
+    /// The header names entry id 0, which is never used.
+    #[error("header names first id 0")]
+    FirstIdZero,
+    /// The header's first id differs from the one in the file name.
+    #[error("header names first id {header}, the file name {name}")]
+    NameMismatch {
+        /// Id in the header.
+        header: u64,
+        /// Id in the file name.
+        name: u64,
+    },
+    /// The segment's ids do not come after the previous segment's.
+    #[error("first id {first} is not after the previous segment's last id {previous}")]
+    Overlap {
+        /// This segment's first id.
+        first: u64,
+        /// The previous segment's last id.
+        previous: u64,
+    },
+    /// Fewer bytes than an entry header remain.
+    #[error("partial entry header")]
+    ShortEntry,
+    /// An entry declares a payload longer than a frame may be.
+    #[error("entry length {0} exceeds the frame limit")]
+    TooLong(u32),
+    /// An entry's payload runs past the end of the file.
+    #[error("entry runs past the end of the file")]
+    Overrun,
+    /// An entry carries an id other than the next one.
+    #[error("entry id {found} where {expected} was expected")]
+    IdMismatch {
+        /// The id that should follow.
+        expected: u64,
+        /// The id found.
+        found: u64,
+    },
+    /// An entry's payload does not match its checksum.
+    #[error("payload checksum mismatch")]
+    Checksum,
+}
 
 /// Encode a 24-byte header (segment header or `acked` file) carrying `value`.
 pub fn encode_header(magic: [u8; 8], value: u64) -> [u8; HEADER_LEN as usize] {

@@ -27,11 +27,12 @@ pub mod format;
 mod queue;
 mod recover;
 pub mod scan;
+mod segment;
 #[cfg(test)]
 mod tests;
 
 pub use cursor::Entry;
 pub use error::SpoolError;
+pub use format::Defect;
 pub use queue::{DEFAULT_MAX_BYTES, DEFAULT_SEGMENT_BYTES, Spool, SpoolOptions};
 pub use recover::{AckedFile, Recovery, SetAside};
-pub use scan::Defect;

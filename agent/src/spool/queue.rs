@@ -9,6 +9,7 @@ use super::format::{
     SEGMENT_MAGIC, encode_header, segment_name, stored_len,
 };
 use super::recover::{Recovery, recover, sync_dir};
+use super::segment::Segment;
 use crate::state::atomic::write_atomic;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -42,21 +43,6 @@ impl Default for SpoolOptions {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             max_bytes: DEFAULT_MAX_BYTES,
         }
-    }
-}
-
-/// A segment file: entries `first_id..next_id`, `len` bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Segment {
-    pub first_id: u64,
-    pub next_id: u64,
-    pub len: u64,
-    pub path: PathBuf,
-}
-
-impl Segment {
-    fn entries(&self) -> u64 {
-        self.next_id - self.first_id
     }
 }
 

@@ -4,11 +4,11 @@
 
 use super::error::{SpoolError, io_at};
 use super::format::{
-    ACKED_FILE, ACKED_MAGIC, CORRUPT_SUFFIX, ENTRY_HEADER_LEN, HEADER_LEN, decode_header,
+    ACKED_FILE, ACKED_MAGIC, CORRUPT_SUFFIX, Defect, ENTRY_HEADER_LEN, HEADER_LEN, decode_header,
     parse_segment_name,
 };
-use super::queue::Segment;
-use super::scan::{Defect, End, scan};
+use super::scan::{End, scan};
+use super::segment::Segment;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};

@@ -4,68 +4,13 @@
 //! It reads through any [`Read`] in fixed-size chunks, so a segment is never loaded whole; tests
 //! pass a byte slice, recovery a buffered file.
 
-use super::format::{ENTRY_HEADER_LEN, EntryHeader, HEADER_LEN, SEGMENT_MAGIC, decode_header};
+use super::format::{
+    Defect, ENTRY_HEADER_LEN, EntryHeader, HEADER_LEN, SEGMENT_MAGIC, decode_header,
+};
 use std::io::{self, Read};
 
 /// Size of the buffer a scan streams payloads through.
 const CHUNK: usize = 64 * 1024;
-
-/// What is wrong with a segment, a header or an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Defect {
-    /// The file is shorter than a header.
-    #[error("shorter than the {HEADER_LEN}-byte header")]
-    ShortHeader,
-    /// The header does not start with the expected magic.
-    #[error("bad magic")]
-    BadMagic,
-    /// The header's checksum does not match its bytes.
-    #[error("header checksum mismatch")]
-    HeaderChecksum,
-    /// The header names a format version this build does not read.
-    #[error("unsupported format version {0}")]
-    Version(u32),
-    /// The header names entry id 0, which is never used.
-    #[error("header names first id 0")]
-    FirstIdZero,
-    /// The header's first id differs from the one in the file name.
-    #[error("header names first id {header}, the file name {name}")]
-    NameMismatch {
-        /// Id in the header.
-        header: u64,
-        /// Id in the file name.
-        name: u64,
-    },
-    /// The segment's ids do not come after the previous segment's.
-    #[error("first id {first} is not after the previous segment's last id {previous}")]
-    Overlap {
-        /// This segment's first id.
-        first: u64,
-        /// The previous segment's last id.
-        previous: u64,
-    },
-    /// Fewer bytes than an entry header remain.
-    #[error("partial entry header")]
-    ShortEntry,
-    /// An entry declares a payload longer than a frame may be.
-    #[error("entry length {0} exceeds the frame limit")]
-    TooLong(u32),
-    /// An entry's payload runs past the end of the file.
-    #[error("entry runs past the end of the file")]
-    Overrun,
-    /// An entry carries an id other than the next one.
-    #[error("entry id {found} where {expected} was expected")]
-    IdMismatch {
-        /// The id that should follow.
-        expected: u64,
-        /// The id found.
-        found: u64,
-    },
-    /// An entry's payload does not match its checksum.
-    #[error("payload checksum mismatch")]
-    Checksum,
-}
 
 /// How a segment's bytes end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
