@@ -3,7 +3,10 @@
 
 use super::env::TOKEN_VAR;
 use super::error::{ConfigError, ConfigIssue, Location, Origin};
-use super::file::{ExecFormat, FileConfig, ReadFrom, SinkKind};
+use super::file::{
+    AgentSection, BatchSection, ExecFormat, FileConfig, HostSection, LogsSection, ReadFrom,
+    SinkKind, SinkSection, SpoolSection, TailSection, TelemetrySection,
+};
 use super::limits::{KINESIS_MAX_BATCH_BYTES, KINESIS_MAX_FRAME_LEN};
 use super::merge::Merged;
 use super::secret::Secret;
@@ -365,8 +368,52 @@ pub fn validate_merged(
         list: Vec::new(),
     };
 
-    // [agent]
-    let a = &file.agent;
+    let agent = agent_section(&mut is, &file.agent, &base);
+    let host = host_section(&mut is, &file.host);
+    let tail = tail_section(&mut is, &file.tail);
+    let logs: Vec<LogInput> = file
+        .logs
+        .iter()
+        .enumerate()
+        .map(|(i, l)| log_input(&mut is, i, l, &base))
+        .collect();
+    let batch = batch_section(&mut is, &file.batch, file.sink.kind, &logs);
+    let spool = spool_section(&mut is, &file.spool, &logs, batch.max_bytes);
+    let Some(sink) = sink_section(&mut is, &file.sink, &base, token) else {
+        return Err(ConfigError { issues: is.list });
+    };
+    let telemetry = telemetry_section(&mut is, &file.telemetry);
+    // [textfile], [[exec]]
+    let (textfile, exec) = custom_inputs(&mut is, &file, &base);
+
+    if !is.list.is_empty() {
+        return Err(ConfigError { issues: is.list });
+    }
+    // What the kind needs was parsed, or an issue was recorded and we returned above.
+    let Some(transport) = sink.transport(token) else {
+        return Err(ConfigError { issues: is.list });
+    };
+    Ok(Config {
+        source: source.to_path_buf(),
+        agent,
+        host,
+        tail,
+        logs,
+        batch,
+        zstd_level: file.batch.zstd_level,
+        spool,
+        sink: SinkConfig {
+            transport,
+            timeout: sink.timeout,
+        },
+        telemetry,
+        textfile,
+        exec,
+    })
+}
+
+/// `[agent]`: id, host name, state directory, shutdown timeout.
+fn agent_section(is: &mut Issues<'_>, a: &AgentSection, base: &Path) -> AgentConfig {
     let bad = |s: &str, max: usize| {
         s.trim().is_empty() || s.len() > max || s.chars().any(char::is_control)
     };
@@ -385,130 +432,140 @@ pub fn validate_merged(
     if a.state_dir.as_os_str().is_empty() {
         is.add("agent.state_dir", "must not be empty");
     }
-    let agent = AgentConfig {
+    AgentConfig {
         id: a.id.as_ref().map(|s| s.trim().to_owned()),
         hostname: a.hostname.as_ref().map(|s| s.trim().to_owned()),
-        state_dir: resolve(&base, &a.state_dir),
+        state_dir: resolve(base, &a.state_dir),
         shutdown_timeout: is.duration(
             "agent.shutdown_timeout",
             &a.shutdown_timeout,
             Duration::ZERO,
             Duration::from_secs(600),
         ),
-    };
+    }
+}
 
-    // [host]
+/// `[host]`: the sampling interval (checked even when sampling is off).
+fn host_section(is: &mut Issues<'_>, h: &HostSection) -> Option<HostConfig> {
     let interval = is.duration(
         "host.interval",
-        &file.host.interval,
+        &h.interval,
         Duration::from_secs(1),
         Duration::from_secs(3600),
     );
-    let host = file.host.enabled.then_some(HostConfig { interval });
+    h.enabled.then_some(HostConfig { interval })
+}
 
-    // [tail]
-    let tail = TailConfig {
+/// `[tail]`: polling, rescanning and how long a rotated file stays open.
+fn tail_section(is: &mut Issues<'_>, t: &TailSection) -> TailConfig {
+    TailConfig {
         poll_interval: is.duration(
             "tail.poll_interval",
-            &file.tail.poll_interval,
+            &t.poll_interval,
             Duration::from_millis(10),
             Duration::from_secs(60),
         ),
         rescan_interval: is.duration(
             "tail.rescan_interval",
-            &file.tail.rescan_interval,
+            &t.rescan_interval,
             Duration::from_millis(100),
             Duration::from_secs(3600),
         ),
         rotate_wait: is.duration(
             "tail.rotate_wait",
-            &file.tail.rotate_wait,
+            &t.rotate_wait,
             Duration::ZERO,
             Duration::from_secs(3600),
         ),
-    };
-
-    // [[logs]]
-    let mut logs = Vec::new();
-    for (i, l) in file.logs.iter().enumerate() {
-        if l.paths.is_empty() {
-            is.add(format!("logs[{i}].paths"), "must list at least one glob");
-        }
-        let mut patterns = Vec::new();
-        for (j, p) in l.paths.iter().enumerate() {
-            let resolved = resolve(&base, Path::new(p));
-            let text = resolved.to_string_lossy().into_owned();
-            match glob::Pattern::new(&text) {
-                Ok(_) => patterns.push(text),
-                Err(e) => is.add(
-                    format!("logs[{i}].paths[{j}]"),
-                    format!("bad glob {p:?}: {e}"),
-                ),
-            }
-        }
-        if l.service.trim().is_empty() {
-            is.add(format!("logs[{i}].service"), "must not be empty");
-        }
-        let max_line_bytes = match l.max_line_bytes.bytes() {
-            Ok(b) if (16..=MAX_BATCH_BYTES).contains(&b) => b as usize,
-            Ok(b) => {
-                is.add(
-                    format!("logs[{i}].max_line_bytes"),
-                    format!("{b} bytes is out of range (16B to 3MiB: one record must fit a frame)"),
-                );
-                0
-            }
-            Err(e) => {
-                is.add(format!("logs[{i}].max_line_bytes"), e);
-                0
-            }
-        };
-        let multiline = l.multiline.as_ref().and_then(|m| {
-            let flush_timeout = is.duration(
-                &format!("logs[{i}].multiline.flush_timeout"),
-                &m.flush_timeout,
-                Duration::from_millis(10),
-                Duration::from_secs(600),
-            );
-            match regex::bytes::Regex::new(&m.start_pattern) {
-                Ok(start_pattern) => Some(MultilineConfig {
-                    start_pattern,
-                    flush_timeout,
-                }),
-                Err(e) => {
-                    is.add(
-                        format!("logs[{i}].multiline.start_pattern"),
-                        format!("bad regex {:?}: {e}", m.start_pattern),
-                    );
-                    None
-                }
-            }
-        });
-        let errors = match l.error_pattern.as_deref() {
-            None => ErrorMatch::Level,
-            Some(p) => match regex::bytes::Regex::new(p) {
-                Ok(re) => ErrorMatch::Pattern(re),
-                Err(e) => {
-                    is.add(
-                        format!("logs[{i}].error_pattern"),
-                        format!("bad regex {p:?}: {e}"),
-                    );
-                    ErrorMatch::Level
-                }
-            },
-        };
-        logs.push(LogInput {
-            patterns,
-            service: l.service.trim().to_owned(),
-            read_from: l.read_from,
-            max_line_bytes,
-            multiline,
-            errors,
-        });
     }
+}
 
-    // [batch]
-    let b = &file.batch;
+/// `logs[i]`: globs, service, line length, multiline joining and the error pattern.
+fn log_input(is: &mut Issues<'_>, i: usize, l: &LogsSection, base: &Path) -> LogInput {
+    if l.paths.is_empty() {
+        is.add(format!("logs[{i}].paths"), "must list at least one glob");
+    }
+    let mut patterns = Vec::new();
+    for (j, p) in l.paths.iter().enumerate() {
+        let resolved = resolve(base, Path::new(p));
+        let text = resolved.to_string_lossy().into_owned();
+        match glob::Pattern::new(&text) {
+            Ok(_) => patterns.push(text),
+            Err(e) => is.add(
+                format!("logs[{i}].paths[{j}]"),
+                format!("bad glob {p:?}: {e}"),
+            ),
+        }
+    }
+    if l.service.trim().is_empty() {
+        is.add(format!("logs[{i}].service"), "must not be empty");
+    }
+    let max_line_bytes = match l.max_line_bytes.bytes() {
+        Ok(b) if (16..=MAX_BATCH_BYTES).contains(&b) => b as usize,
+        Ok(b) => {
+            is.add(
+                format!("logs[{i}].max_line_bytes"),
+                format!("{b} bytes is out of range (16B to 3MiB: one record must fit a frame)"),
+            );
+            0
+        }
+        Err(e) => {
+            is.add(format!("logs[{i}].max_line_bytes"), e);
+            0
+        }
+    };
+    let multiline = l.multiline.as_ref().and_then(|m| {
+        let flush_timeout = is.duration(
+            &format!("logs[{i}].multiline.flush_timeout"),
+            &m.flush_timeout,
+            Duration::from_millis(10),
+            Duration::from_secs(600),
+        );
+        match regex::bytes::Regex::new(&m.start_pattern) {
+            Ok(start_pattern) => Some(MultilineConfig {
+                start_pattern,
+                flush_timeout,
+            }),
+            Err(e) => {
+                is.add(
+                    format!("logs[{i}].multiline.start_pattern"),
+                    format!("bad regex {:?}: {e}", m.start_pattern),
+                );
+                None
+            }
+        }
+    });
+    let errors = match l.error_pattern.as_deref() {
+        None => ErrorMatch::Level,
+        Some(p) => match regex::bytes::Regex::new(p) {
+            Ok(re) => ErrorMatch::Pattern(re),
+            Err(e) => {
+                is.add(
+                    format!("logs[{i}].error_pattern"),
+                    format!("bad regex {p:?}: {e}"),
+                );
+                ErrorMatch::Level
+            }
+        },
+    };
+    LogInput {
+        patterns,
+        service: l.service.trim().to_owned(),
+        read_from: l.read_from,
+        max_line_bytes,
+        multiline,
+        errors,
+    }
+}
+
+/// `[batch]`: records, bytes (lower with `sink.kind = "kinesis"`, for lines too), age and
+/// the zstd level.
+fn batch_section(
+    is: &mut Issues<'_>,
+    b: &BatchSection,
+    kind: Option<SinkKind>,
+    logs: &[LogInput],
+) -> BatchLimits {
     let max_records = outpost_proto::limits::MAX_RECORDS as u64;
     if b.max_records == 0 || b.max_records > max_records {
         is.add(
@@ -517,7 +574,7 @@ pub fn validate_merged(
         );
     }
     // A Kinesis record holds at most 1 MiB: batches (and single lines) must stay below that.
-    let kinesis = file.sink.kind == Some(SinkKind::Kinesis);
+    let kinesis = kind == Some(SinkKind::Kinesis);
     let (default_max_bytes, max_batch_bytes, why) = if kinesis {
         (
             KINESIS_MAX_BATCH_BYTES,
@@ -578,9 +635,17 @@ pub fn validate_merged(
             format!("{} is out of range (1 to 19)", b.zstd_level),
         );
     }
+    batch
+}
 
-    // [spool]
-    let mut size = |key: &str, v: &super::units::SizeValue, min: u64, max: u64| match v.bytes() {
+/// `[spool]`: its bounds, which must hold four of the largest batches.
+fn spool_section(
+    is: &mut Issues<'_>,
+    sp: &SpoolSection,
+    logs: &[LogInput],
+    max_bytes: usize,
+) -> SpoolConfig {
+    let mut size = |key: &str, v: &SizeValue, min: u64, max: u64| match v.bytes() {
         Ok(b) if (min..=max).contains(&b) => b,
         Ok(b) => {
             is.add(
@@ -595,18 +660,8 @@ pub fn validate_merged(
         }
     };
     let spool = SpoolConfig {
-        max_bytes: size(
-            "spool.max_bytes",
-            &file.spool.max_bytes,
-            MIN_SPOOL_BYTES,
-            1 << 40,
-        ),
-        segment_bytes: size(
-            "spool.segment_bytes",
-            &file.spool.segment_bytes,
-            1 << 20,
-            1 << 30,
-        ),
+        max_bytes: size("spool.max_bytes", &sp.max_bytes, MIN_SPOOL_BYTES, 1 << 40),
+        segment_bytes: size("spool.segment_bytes", &sp.segment_bytes, 1 << 20, 1 << 30),
     };
 
     let largest_record = logs
@@ -624,16 +679,122 @@ pub fn validate_merged(
             ),
         );
     }
+    spool
+}
 
-    // [sink]
-    let s = &file.sink;
+/// The checked `[sink]` keys, before they are assembled into a [`SinkTransport`].
+struct SinkKeys {
+    kind: SinkKind,
+    url: Option<Url>,
+    stream: Option<(KinesisStream, Option<String>)>,
+    token_file: Option<PathBuf>,
+    region: Option<String>,
+    timeout: Duration,
+}
+
+impl SinkKeys {
+    /// The transport, when what the kind needs was parsed.
+    fn transport(&self, token: Option<&Secret>) -> Option<SinkTransport> {
+        match (self.kind, &self.url, &self.stream) {
+            (SinkKind::Http, Some(url), _) => Some(SinkTransport::Http {
+                batches_url: batches_url(url),
+                url: url.clone(),
+                token_file: self.token_file.clone(),
+                token: token.cloned(),
+            }),
+            (SinkKind::LambdaUrl, Some(url), _) => Some(SinkTransport::LambdaUrl {
+                batches_url: batches_url(url),
+                url: url.clone(),
+                region: self.region.clone(),
+            }),
+            (SinkKind::Kinesis, _, Some((stream, _))) => Some(SinkTransport::Kinesis {
+                stream: stream.clone(),
+                region: self.region.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// `[sink]`: the kind, the keys it uses (and those it does not), the URL, the token, the region
+/// and the stream. `None` when the kind is missing: nothing else can be checked.
+fn sink_section(
+    is: &mut Issues<'_>,
+    s: &SinkSection,
+    base: &Path,
+    token: Option<&Secret>,
+) -> Option<SinkKeys> {
     let Some(kind) = s.kind else {
         is.add(
             "sink.kind",
             "required: \"http\", \"lambda_url\" or \"kinesis\" (in the main file, a drop-in or OUTPOST_SINK_KIND)",
         );
-        return Err(ConfigError { issues: is.list });
+        return None;
     };
+    unused_sink_keys(is, s, kind);
+    let url = sink_url(is, s, kind);
+    if token.is_some() && kind != SinkKind::Http {
+        is.add_at(
+            Origin::Env(TOKEN_VAR),
+            Location::File,
+            format!(
+                "not used by sink.kind = \"{}\" (only by \"http\"; \"lambda_url\" and \"kinesis\" use AWS credentials)",
+                kind.as_str()
+            ),
+        );
+    }
+    // A token from the environment wins: the file is not read.
+    let token_file = match token {
+        Some(_) => None,
+        None => s.token_file.as_ref().map(|p| resolve(base, p)),
+    };
+    if kind == SinkKind::Http
+        && let Some(p) = &token_file
+        && let Err(e) = read_secret(p)
+    {
+        is.add("sink.token_file", e);
+    }
+    if let Some(r) = &s.region
+        && !valid_region(r)
+    {
+        is.add(
+            "sink.region",
+            format!("{r:?} is not an AWS region name (like \"eu-west-1\")"),
+        );
+    }
+    let stream = match (&s.stream, kind) {
+        (None, SinkKind::Kinesis) => {
+            is.add("sink.stream", "required with kind = \"kinesis\"");
+            None
+        }
+        (Some(text), SinkKind::Kinesis) => match parse_stream(text) {
+            Ok(stream) => Some(stream),
+            Err(e) => {
+                is.add("sink.stream", e);
+                None
+            }
+        },
+        _ => None,
+    };
+    let region = sink_region(is, s, kind, url.as_ref(), stream.as_ref());
+    let timeout = is.duration(
+        "sink.timeout",
+        &s.timeout,
+        Duration::from_millis(100),
+        Duration::from_secs(600),
+    );
+    Some(SinkKeys {
+        kind,
+        url,
+        stream,
+        token_file,
+        region,
+        timeout,
+    })
+}
+
+/// Keys set that `kind` does not use.
+fn unused_sink_keys(is: &mut Issues<'_>, s: &SinkSection, kind: SinkKind) {
     let mut not_for = |key: &str, set: bool, used_by: &str| {
         if set {
             is.add(
@@ -665,7 +826,11 @@ pub fn validate_merged(
         kind == SinkKind::Http && s.region.is_some(),
         "\"lambda_url\" and \"kinesis\"",
     );
-    let url = match (&s.url, kind) {
+}
+
+/// `sink.url`, required by the HTTP kinds: http or https with a host.
+fn sink_url(is: &mut Issues<'_>, s: &SinkSection, kind: SinkKind) -> Option<Url> {
+    match (&s.url, kind) {
         (_, SinkKind::Kinesis) => None,
         (None, _) => {
             is.add(
@@ -688,52 +853,20 @@ pub fn validate_merged(
                 None
             }
         },
-    };
-    if token.is_some() && kind != SinkKind::Http {
-        is.add_at(
-            Origin::Env(TOKEN_VAR),
-            Location::File,
-            format!(
-                "not used by sink.kind = \"{}\" (only by \"http\"; \"lambda_url\" and \"kinesis\" use AWS credentials)",
-                kind.as_str()
-            ),
-        );
     }
-    // A token from the environment wins: the file is not read.
-    let token_file = match token {
-        Some(_) => None,
-        None => s.token_file.as_ref().map(|p| resolve(&base, p)),
-    };
-    if kind == SinkKind::Http
-        && let Some(p) = &token_file
-        && let Err(e) = read_secret(p)
-    {
-        is.add("sink.token_file", e);
-    }
-    if let Some(r) = &s.region
-        && !valid_region(r)
-    {
-        is.add(
-            "sink.region",
-            format!("{r:?} is not an AWS region name (like \"eu-west-1\")"),
-        );
-    }
-    let stream = match (&s.stream, kind) {
-        (None, SinkKind::Kinesis) => {
-            is.add("sink.stream", "required with kind = \"kinesis\"");
-            None
-        }
-        (Some(text), SinkKind::Kinesis) => match parse_stream(text) {
-            Ok(stream) => Some(stream),
-            Err(e) => {
-                is.add("sink.stream", e);
-                None
-            }
-        },
-        _ => None,
-    };
+}
+
+/// The region to use: `sink.region`, which must agree with the one the URL's host or the
+/// stream's ARN names, else that one.
+fn sink_region(
+    is: &mut Issues<'_>,
+    s: &SinkSection,
+    kind: SinkKind,
+    url: Option<&Url>,
+    stream: Option<&(KinesisStream, Option<String>)>,
+) -> Option<String> {
     // A region the URL's host or the stream's ARN names; `sink.region` must agree with it.
-    let implied_region = match (&url, &stream) {
+    let implied_region = match (url, stream) {
         (Some(u), _) if kind == SinkKind::LambdaUrl => u.host_str().and_then(function_url_region),
         (_, Some((_, arn_region))) => arn_region.clone(),
         _ => None,
@@ -751,16 +884,11 @@ pub fn validate_merged(
             format!("{r:?} differs from {implied:?} in {from}"),
         );
     }
-    let region = s.region.clone().or(implied_region);
-    let timeout = is.duration(
-        "sink.timeout",
-        &s.timeout,
-        Duration::from_millis(100),
-        Duration::from_secs(600),
-    );
+    s.region.clone().or(implied_region)
+}
 
-    // [telemetry]
-    let t = &file.telemetry;
+/// `[telemetry]`: shipping self-metrics, their interval and the Prometheus endpoint.
+fn telemetry_section(is: &mut Issues<'_>, t: &TelemetrySection) -> TelemetryConfig {
     let telemetry_interval = is.duration(
         "telemetry.interval",
         &t.interval,
@@ -777,48 +905,11 @@ pub fn validate_merged(
             None
         }
     });
-    let telemetry = TelemetryConfig {
+    TelemetryConfig {
         ship: t.ship,
         interval: telemetry_interval,
         listen,
-    };
-
-    // [textfile], [[exec]]
-    let (textfile, exec) = custom_inputs(&mut is, &file, &base);
-
-    if !is.list.is_empty() {
-        return Err(ConfigError { issues: is.list });
     }
-    // What the kind needs was parsed, or an issue was recorded and we returned above.
-    let transport = match (kind, url, stream) {
-        (SinkKind::Http, Some(url), _) => SinkTransport::Http {
-            batches_url: batches_url(&url),
-            url,
-            token_file,
-            token: token.cloned(),
-        },
-        (SinkKind::LambdaUrl, Some(url), _) => SinkTransport::LambdaUrl {
-            batches_url: batches_url(&url),
-            url,
-            region,
-        },
-        (SinkKind::Kinesis, _, Some((stream, _))) => SinkTransport::Kinesis { stream, region },
-        _ => return Err(ConfigError { issues: is.list }),
-    };
-    Ok(Config {
-        source: source.to_path_buf(),
-        agent,
-        host,
-        tail,
-        logs,
-        batch,
-        zstd_level: b.zstd_level,
-        spool,
-        sink: SinkConfig { transport, timeout },
-        telemetry,
-        textfile,
-        exec,
-    })
 }
 
 /// `[textfile]` and `[[exec]]`: intervals, timeouts, names and commands.
