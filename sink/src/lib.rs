@@ -6,10 +6,12 @@
 //! - [`key`], [`ndjson`], [`timestamp`]: the storage layout and formats.
 //! - [`alarm`]: local alarm rules, their evaluation and notifications (`serve --rules`).
 //! - [`health`]: the scheduled health check (silent and hot hosts, `pipeline.*` metrics).
+//! - [`backoff`]: the one jittered retry schedule of the sink's remote calls.
 //! - [`config`], [`token`], [`error`]: configuration and errors.
 
 pub mod alarm;
 pub mod backend;
+pub mod backoff;
 pub mod config;
 pub mod error;
 pub mod front;

@@ -13,10 +13,9 @@ use std::process::{Command, Stdio};
 use aws_sdk_dynamodb::types::AttributeValue;
 use outpost_proto::{Dimension, LogRecord, MetricPoint, Record, Unit};
 use outpost_sink::Server;
-use outpost_sink::backend::aws::settings::{
-    AwsSettings, CloudWatchMode, CloudWatchScope, Encryption,
-};
+use outpost_sink::backend::aws::settings::{AwsSettings, Encryption};
 use outpost_sink::backend::aws::{AwsBackend, dynamo};
+use outpost_sink::backend::aws::{CloudWatchMode, CloudWatchScope};
 use outpost_sink_core::health::Thresholds;
 use outpost_testkit::Moto;
 use serde_json::Value;

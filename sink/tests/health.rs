@@ -10,9 +10,8 @@ use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::Statistic;
 use outpost_sink::backend::aws::AwsBackend;
-use outpost_sink::backend::aws::settings::{
-    AwsSettings, CloudWatchMode, CloudWatchScope, Encryption,
-};
+use outpost_sink::backend::aws::settings::{AwsSettings, Encryption};
+use outpost_sink::backend::aws::{CloudWatchMode, CloudWatchScope};
 use outpost_sink::health;
 use outpost_sink_core::health::{self as report, HotHost, Thresholds};
 use outpost_sink_core::ports::{MetricStore, MetricWrite, PointRow};

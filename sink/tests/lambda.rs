@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::primitives::Blob;
 use outpost_proto::{LogRecord, MetricPoint, Record, Unit};
 use outpost_sink::backend::aws::AwsBackend;
-use outpost_sink::backend::aws::settings::{
-    AwsSettings, CloudWatchMode, CloudWatchScope, Encryption,
-};
+use outpost_sink::backend::aws::settings::{AwsSettings, Encryption};
+use outpost_sink::backend::aws::{CloudWatchMode, CloudWatchScope};
 use outpost_sink::front::lambda::{LambdaError, LambdaFront};
 use outpost_sink_core::health::Thresholds;
 use outpost_sink_core::ports::{MetricStore, MetricWrite, PointRow};

@@ -16,6 +16,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use outpost_sink_core::names::sanitize;
+
 use crate::backend::aws::cloudwatch::{
     HOST_DIMENSION, MAX_DIMENSION_NAME_LEN, MAX_DIMENSION_VALUE_LEN, MAX_METRIC_NAME_LEN,
     dimension_name_valid, dimension_value_accepted,
@@ -272,19 +274,6 @@ fn dimension_problem(name: &str, value: &str) -> Option<String> {
     None
 }
 
-/// `host` with every character but ASCII letters, digits, `-`, `_` and `.` replaced by `_`.
-pub fn sanitise(host: &str) -> String {
-    host.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// FNV-1a, 64 bits: stable across builds and platforms, so a shortened name is the same on
 /// every run (and `PutMetricAlarm` overwrites instead of adding an alarm).
 fn fnv1a(text: &str) -> u64 {
@@ -474,7 +463,7 @@ fn rule_alarms(
                     name: HOST_DIMENSION.to_owned(),
                     value: host.to_owned(),
                 });
-                format!("{}{}-{}", options.prefix, rule.name, sanitise(host))
+                format!("{}{}-{}", options.prefix, rule.name, sanitize(host))
             }
             None => format!("{}{}", options.prefix, rule.name),
         };
@@ -752,6 +741,16 @@ scope = "fleet"
         let alarms = convert(&text, &["db 1/eu"]).unwrap();
         assert_eq!(alarms[0].alarm_name, "outpost-cpu-high-db_1_eu");
         assert_eq!(dims(&alarms[0])[0], ("Host", "db 1/eu"));
+    }
+
+    #[test]
+    fn the_host_part_of_a_name_follows_the_one_sanitiser_of_the_storage_layout() {
+        // outpost_sink_core::names::sanitize: a leading `.` and a `.` after a `.` become `_`
+        // too (the alarm conversion had its own copy that kept them until the sink core).
+        let text = RULE.replace("fleet", "per_host");
+        let alarms = convert(&text, &[".db..1"]).unwrap();
+        assert_eq!(alarms[0].alarm_name, "outpost-cpu-high-_db._1");
+        assert_eq!(dims(&alarms[0])[0], ("Host", ".db..1"));
     }
 
     #[test]

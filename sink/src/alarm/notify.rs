@@ -1,6 +1,6 @@
 //! State-change notifications: a structured log line for each, and, when the rules file sets
 //! `[notify] webhook_url`, an HTTP POST of a JSON body from a separate task, retried with
-//! exponential backoff a bounded number of times. Sending never waits: a full queue drops the
+//! jittered exponential backoff (`crate::backoff`) a bounded number of times. Sending never waits: a full queue drops the
 //! notification and counts it.
 
 use std::sync::Arc;
@@ -14,6 +14,8 @@ use outpost_sink_core::alarm::book::Transition;
 use outpost_sink_core::alarm::eval::AlarmState;
 use outpost_sink_core::alarm::rules::Webhook;
 use outpost_sink_core::timestamp;
+
+use crate::backoff::Backoff;
 
 /// Notifications waiting for delivery; more are dropped (and counted).
 pub const QUEUE_LEN: usize = 1024;
@@ -117,13 +119,9 @@ impl Notifier {
     }
 }
 
-/// The delay before attempt `attempt` (2 for the first retry).
-pub fn backoff(attempt: u32) -> Duration {
-    let doublings = attempt.saturating_sub(2).min(16);
-    FIRST_BACKOFF
-        .saturating_mul(1 << doublings)
-        .min(MAX_BACKOFF)
-}
+/// The retry schedule of a webhook delivery: [`FIRST_BACKOFF`] doubled up to [`MAX_BACKOFF`],
+/// jittered.
+pub const BACKOFF: Backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
 
 async fn deliver(
     client: Result<reqwest::Client, String>,
@@ -176,8 +174,8 @@ async fn deliver(
                 );
                 break;
             }
+            let delay = BACKOFF.delay(attempt);
             attempt += 1;
-            let delay = backoff(attempt);
             tracing::warn!(%error, url = %webhook.url, retry_in = ?delay, "alarm webhook delivery failed");
             tokio::time::sleep(delay).await;
         }
@@ -190,10 +188,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        assert_eq!(backoff(2), FIRST_BACKOFF);
-        assert_eq!(backoff(3), FIRST_BACKOFF * 2);
-        assert_eq!(backoff(4), FIRST_BACKOFF * 4);
-        assert_eq!(backoff(20), MAX_BACKOFF);
+        // Retry 1 is attempt 2.
+        assert_eq!(BACKOFF.base(1), FIRST_BACKOFF);
+        assert_eq!(BACKOFF.base(2), FIRST_BACKOFF * 2);
+        assert_eq!(BACKOFF.base(3), FIRST_BACKOFF * 4);
+        assert_eq!(BACKOFF.base(19), MAX_BACKOFF);
     }
 
     #[test]
@@ -216,7 +215,7 @@ mod tests {
         );
     }
 
-    // Real time (tokio's test-util is not enabled): one backoff of FIRST_BACKOFF.
+    // Real time (tokio's test-util is not enabled): one backoff of about FIRST_BACKOFF.
     #[tokio::test]
     async fn a_failing_webhook_is_retried_then_counted_as_failed() {
         // Nothing listens on port 9 of 127.0.0.1 (discard): every attempt is refused.

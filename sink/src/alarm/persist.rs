@@ -1,8 +1,8 @@
 //! The alarm book on disk: `DIR/alarms.json`, versioned, written atomically (temp file, fsync,
-//! rename, fsync of the directory), so a restart keeps states and does not re-notify.
+//! rename, fsync of the directory: `outpost_durable`), so a restart keeps states and does not
+//! re-notify.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -86,20 +86,11 @@ pub fn save(data_dir: &Path, book: &AlarmBook) -> Result<(), PersistError> {
         path: path.clone(),
         message: e.to_string(),
     })?;
-    let result = (|| {
-        let mut out = fs::File::create(&tmp).map_err(io("creating", &tmp))?;
-        out.write_all(&body).map_err(io("writing", &tmp))?;
-        out.sync_all().map_err(io("syncing", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io("renaming into", &path))?;
-        fs::File::open(data_dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("syncing", data_dir))
-    })();
-    if result.is_err() {
-        // Best effort: the temp file may not exist, or already be renamed.
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    outpost_durable::write_via(&path, &tmp, &body).map_err(|e| PersistError::Io {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
 use crate::backend::aws::{remote, service};
+use crate::backoff::Backoff;
 use outpost_sink_core::error::StorageError;
 use outpost_sink_core::ports::{HostSummary, LatestValue, MetricWrite, PointQuery, StoredPoint};
 
@@ -41,6 +42,9 @@ pub const BATCH_WRITE_MAX: usize = 25;
 const UPDATE_SETS_MAX: usize = 100;
 /// Rounds of `UnprocessedItems` resent before giving up (the batch is then retried whole).
 const UNPROCESSED_ROUNDS: u32 = 8;
+/// The wait before each resend of unprocessed items: 50 ms doubled up to 2 s, jittered.
+const UNPROCESSED_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
 
 /// One DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -305,7 +309,6 @@ impl DynamoMetrics {
             })
             .collect::<Result<_, _>>()
             .map_err(|e| remote(service::DYNAMODB, "building a PutRequest".to_owned(), e))?;
-        let mut backoff = Duration::from_millis(50);
         for round in 0..=UNPROCESSED_ROUNDS {
             let out = self
                 .client
@@ -332,8 +335,7 @@ impl DynamoMetrics {
                     unprocessed = requests.len(),
                     "DynamoDB left items unprocessed; resending"
                 );
-                tokio::time::sleep(jitter(backoff)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                tokio::time::sleep(UNPROCESSED_BACKOFF.delay(round + 1)).await;
             }
         }
         Err(StorageError::Remote {
@@ -422,11 +424,6 @@ impl DynamoMetrics {
         hosts.sort_by(|a, b| a.host.cmp(&b.host));
         Ok(hosts)
     }
-}
-
-/// `base` scaled by a random factor in [0.5, 1.5).
-fn jitter(base: Duration) -> Duration {
-    base.mul_f64(0.5 + rand::random::<f64>())
 }
 
 #[cfg(test)]

@@ -20,9 +20,10 @@ use outpost_sink_core::ports::{
 };
 
 pub use cloudwatch::CloudWatch;
+pub use cloudwatch::{CloudWatchMode, CloudWatchScope};
 pub use dynamo::DynamoMetrics;
 pub use s3::S3Logs;
-pub use settings::{AwsSettings, CloudWatchMode, CloudWatchScope, Encryption};
+pub use settings::{AwsSettings, Encryption};
 
 /// Service names in errors.
 pub mod service {

@@ -7,7 +7,7 @@
 //! variables through `aws-config`. Pure: [`AwsSettings::from_lookup`] takes the variables as a
 //! function, so tests need no process environment.
 
-use crate::backend::aws::cloudwatch::MetricSelection;
+use crate::backend::aws::cloudwatch::{CloudWatchMode, CloudWatchScope, MetricSelection};
 use crate::error::ConfigError;
 use outpost_sink_core::health::Thresholds;
 
@@ -43,55 +43,6 @@ pub const ENV_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const DEFAULT_NAMESPACE: &str = "Outpost";
 /// Default retention of metric points in DynamoDB, days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
-
-/// How metrics reach CloudWatch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloudWatchMode {
-    /// Embedded Metric Format lines on stdout: CloudWatch Logs extracts the metrics. No API
-    /// calls, no throttling; the default inside Lambda.
-    Emf,
-    /// `PutMetricData` calls: for a sink outside Lambda (`serve --backend aws`).
-    PutMetricData,
-    /// No CloudWatch metrics (DynamoDB still has every point).
-    Off,
-}
-
-impl CloudWatchMode {
-    /// The value of `OUTPOST_CLOUDWATCH_MODE` that selects this mode.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Emf => "emf",
-            Self::PutMetricData => "put_metric_data",
-            Self::Off => "off",
-        }
-    }
-}
-
-/// Which series the CloudWatch metrics are published as.
-///
-/// In both scopes the dimensionless fleet totals `log.lines`, `log.error_lines` (summed over
-/// services) and `agent.heartbeat` are published as well.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum CloudWatchScope {
-    /// Every metric with the dimension `Host` before its own: per-host graphs and alarms; the
-    /// bill grows with hosts × series.
-    #[default]
-    PerHost,
-    /// The `Host` dimension dropped, own dimensions kept: the values of all hosts meet in one
-    /// series, so CloudWatch's Maximum or p95 over a minute is the fleet's. Per-host detail
-    /// stays in DynamoDB.
-    Fleet,
-}
-
-impl CloudWatchScope {
-    /// The value of `OUTPOST_CLOUDWATCH_SCOPE` that selects this scope.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PerHost => "per_host",
-            Self::Fleet => "fleet",
-        }
-    }
-}
 
 /// Server-side encryption requested for every log object.
 #[derive(Debug, Clone, PartialEq, Eq)]

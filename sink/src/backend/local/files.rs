@@ -1,15 +1,14 @@
 //! Log objects as files under `DIR/logs`, written atomically and durably.
 //!
 //! Each object is written to a temporary file `.tmp-<pid>-<n>` in its final directory, synced,
-//! renamed over the final name, and the directory is synced. Temporary names never end with
+//! renamed over the final name, and the directory is synced (`outpost_durable::write_via`). Temporary names never end with
 //! [`LOG_OBJECT_SUFFIX`], so readers globbing `*.ndjson.zst` never see a partial object. Blocking:
 //! call from a blocking thread.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use outpost_durable::{DurableError, create_dir_durably, write_via};
 use outpost_sink_core::error::StorageError;
 use outpost_sink_core::key::{LOGS_PREFIX, LogObjectKey};
 
@@ -27,7 +26,7 @@ impl LogDir {
     /// Open (creating if needed) `data_dir/logs`.
     pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
         let root = data_dir.join(LOGS_PREFIX);
-        create_dir_durably(&root)?;
+        create_dir_durably(&root).map_err(storage_error)?;
         Ok(Self {
             root,
             next_tmp: AtomicU64::new(0),
@@ -50,67 +49,20 @@ impl LogDir {
     /// Atomically create or replace `key`'s object with `body`, durably.
     pub fn write(&self, key: &LogObjectKey, body: &[u8]) -> Result<(), StorageError> {
         let mut dir = self.root.clone();
-        for component in key.dir_components() {
-            dir.push(component);
-            create_dir_durably(&dir)?;
-        }
+        dir.extend(key.dir_components());
+        create_dir_durably(&dir).map_err(storage_error)?;
         let target = dir.join(key.file_name());
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!("{TMP_PREFIX}{}-{n}", std::process::id()));
-        let result = write_new_synced(&tmp, body)
-            .and_then(|()| fs::rename(&tmp, &target).map_err(io_error("renaming into", &target)))
-            .and_then(|()| sync_dir(&dir));
-        if result.is_err() {
-            // Best effort: the temp file may not exist, or already be renamed.
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        write_via(&target, &tmp, body).map_err(storage_error)
     }
 }
 
-fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
-    move |source| StorageError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn write_new_synced(path: &Path, body: &[u8]) -> Result<(), StorageError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io_error("creating", path))?;
-    file.write_all(body).map_err(io_error("writing", path))?;
-    file.sync_all().map_err(io_error("syncing", path))
-}
-
-/// fsync a directory so a rename or creation inside it survives power loss.
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error("syncing directory", dir))
-}
-
-/// Create `dir` (and missing parents) so that its entry is durable. An existing directory costs
-/// one `stat`; a new one (created by us or concurrently by another writer) has its parent
-/// synced, so it cannot vanish in a power loss after a write inside it was acknowledged.
-fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir_durably(parent)?;
-    }
-    match fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
-        Err(e) => return Err(io_error("creating directory", dir)(e)),
-    }
-    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(parent) => sync_dir(parent),
-        None => Ok(()),
+fn storage_error(error: DurableError) -> StorageError {
+    StorageError::Io {
+        op: error.op,
+        path: error.path,
+        source: error.source,
     }
 }
 
@@ -118,6 +70,7 @@ fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
 mod tests {
     use super::*;
     use outpost_sink_core::key::Partition;
+    use std::fs;
 
     fn key(seq: u64) -> LogObjectKey {
         LogObjectKey::new(

@@ -3,17 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::config::CloudWatchScope;
+use super::names::{dimension_name_accepted, dimension_value_accepted, metric_name_accepted};
 use super::select::MetricSelection;
 use super::{HOST_DIMENSION, MAX_POINT_DIMENSIONS, MINUTE_MS};
-use crate::backend::aws::settings::CloudWatchScope;
 use outpost_sink_core::ports::MetricWrite;
 
-/// Longest metric name CloudWatch accepts, characters.
-pub const MAX_METRIC_NAME_LEN: usize = 255;
-/// Longest dimension name CloudWatch accepts, characters.
-pub const MAX_DIMENSION_NAME_LEN: usize = 255;
-/// Longest dimension value CloudWatch accepts, characters.
-pub const MAX_DIMENSION_VALUE_LEN: usize = 1024;
 /// Largest magnitude of a value CloudWatch accepts: 2^359 (about 1.17e108).
 pub const MAX_ABS_VALUE: f64 = f64::from_bits((1023 + 359) << 52);
 /// Smallest non-zero magnitude CloudWatch accepts: 2^-359 (about 8.5e-109); smaller values are
@@ -121,34 +116,6 @@ type Pairs = Vec<(String, String)>;
 /// Whether CloudWatch accepts `value`'s magnitude (false for NaN).
 fn in_range(value: f64) -> bool {
     value.abs() <= MAX_ABS_VALUE
-}
-
-/// Printable ASCII with at least one non-space character (CloudWatch's rule for dimensions).
-fn printable_ascii(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii() && !b.is_ascii_control())
-        && s.bytes().any(|b| !b.is_ascii_whitespace())
-}
-
-pub(super) fn metric_name_accepted(name: &str) -> bool {
-    (1..=MAX_METRIC_NAME_LEN).contains(&name.chars().count())
-}
-
-/// Whether CloudWatch takes `name` as a dimension name: 1 to [`MAX_DIMENSION_NAME_LEN`]
-/// printable ASCII characters.
-pub fn dimension_name_valid(name: &str) -> bool {
-    (1..=MAX_DIMENSION_NAME_LEN).contains(&name.len()) && printable_ascii(name)
-}
-
-/// A point's own dimension name the publisher accepts: valid, not starting with `:`, and not
-/// [`HOST_DIMENSION`] (the sink's own).
-pub(super) fn dimension_name_accepted(name: &str) -> bool {
-    dimension_name_valid(name) && !name.starts_with(':') && name != HOST_DIMENSION
-}
-
-/// Whether CloudWatch takes `value` as a dimension value: 1 to [`MAX_DIMENSION_VALUE_LEN`]
-/// bytes of printable ASCII.
-pub fn dimension_value_accepted(value: &str) -> bool {
-    (1..=MAX_DIMENSION_VALUE_LEN).contains(&value.len()) && printable_ascii(value)
 }
 
 /// The point's dimensions (canonical JSON) as sorted pairs, or why CloudWatch cannot take them.

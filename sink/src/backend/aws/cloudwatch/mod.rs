@@ -54,7 +54,9 @@
 //! which CloudWatch also refuses, are sent as 0. DynamoDB keeps every point regardless.
 
 mod aggregate;
+mod config;
 mod emf;
+mod names;
 mod put;
 pub mod select;
 
@@ -66,19 +68,22 @@ use std::sync::{Mutex, PoisonError};
 use aws_sdk_cloudwatch::Client;
 use tracing::{debug, error, warn};
 
-use crate::backend::aws::settings::{CloudWatchMode, CloudWatchScope};
 use crate::backend::aws::{remote, service};
 use outpost_sink_core::error::chain;
 use outpost_sink_core::ports::MetricWrite;
 
 pub use aggregate::{
-    Aggregation, FLEET_TOTALS, MAX_ABS_VALUE, MAX_AGE_MS, MAX_AHEAD_MS, MAX_DIMENSION_NAME_LEN,
-    MAX_DIMENSION_VALUE_LEN, MAX_METRIC_NAME_LEN, MIN_ABS_VALUE, Skipped, StatisticSet, aggregate,
-    dimension_name_valid, dimension_value_accepted,
+    Aggregation, FLEET_TOTALS, MAX_ABS_VALUE, MAX_AGE_MS, MAX_AHEAD_MS, MIN_ABS_VALUE, Skipped,
+    StatisticSet, aggregate,
 };
+pub use config::{CloudWatchMode, CloudWatchScope};
 pub use emf::{
     EMF_MAX_LINE_BYTES, EMF_MAX_METRICS, EMF_MAX_VALUES, EMF_METADATA_KEY, emf_lines,
     emf_representable,
+};
+pub use names::{
+    MAX_DIMENSION_NAME_LEN, MAX_DIMENSION_VALUE_LEN, MAX_METRIC_NAME_LEN, dimension_name_valid,
+    dimension_value_accepted,
 };
 pub use put::{
     PUT_MAX_DATUMS, PUT_MAX_REQUEST_BYTES, PUT_REQUEST_BASE_BYTES, estimated_request_bytes,
@@ -339,8 +344,8 @@ impl CloudWatch {
 mod test_support {
     use serde_json::Value;
 
+    use super::CloudWatchScope;
     use super::{Aggregation, MINUTE_MS, MetricSelection, StatisticSet, aggregate};
-    use crate::backend::aws::settings::CloudWatchScope;
     use outpost_sink_core::ports::{MetricWrite, PointRow};
 
     pub(super) const T0: i64 = 1_700_000_040_000; // a minute boundary

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::aggregate::{dimension_name_accepted, dimension_value_accepted, metric_name_accepted};
+use super::names::{dimension_name_accepted, dimension_value_accepted, metric_name_accepted};
 
 /// The value that selects every series.
 pub const ALL_SERIES: &str = "*";
