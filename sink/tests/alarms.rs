@@ -25,25 +25,20 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// How often the test agent sends a sample (its collection interval, not a synchronisation).
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 
-const RULES: &str = r#"
+const RULES_HEAD: &str = r#"
 [evaluation]
 delay = "0s"
 
 [notify]
 webhook_url = "WEBHOOK"
 max_attempts = 3
-
-[[rule]]
-name = "cpu-high"
-metric = "cpu.utilization"
-dimensions = { cpu = "total" }
-statistic = "max"
-period = "1s"
-comparison = ">"
-threshold = 80.0
-datapoints_to_alarm = 2
-evaluation_periods = 3
 "#;
+
+/// The evaluation and notification settings, then the shared `cpu-high` fixture (maximum over
+/// 1 s, 2 of 3).
+fn rules_text() -> String {
+    RULES_HEAD.to_owned() + &outpost_testkit::cpu_high_rule("max", "1s", 2, 3)
+}
 
 /// The running binary; killed (by its pid) if the test fails before stopping it.
 struct Sink {
@@ -226,7 +221,7 @@ async fn cpu_above_then_below_the_threshold_alarms_notifies_and_recovers() {
     let rules = tmp.path().join("rules.toml");
     std::fs::write(
         &rules,
-        RULES.replace("WEBHOOK", &format!("http://{hook}/hook")),
+        rules_text().replace("WEBHOOK", &format!("http://{hook}/hook")),
     )
     .unwrap();
     let token_file = tmp.path().join("token");
@@ -434,7 +429,7 @@ async fn an_error_rate_above_then_below_5_percent_alarms_notifies_and_recovers()
 fn a_bad_rules_file_stops_the_start_naming_the_file_and_the_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let rules = tmp.path().join("rules.toml");
-    let bad = RULES
+    let bad = rules_text()
         .replace("WEBHOOK", "http://127.0.0.1:9/hook")
         .replace("datapoints_to_alarm = 2", "datapoints_to_alarm = 4")
         .replace("\"1s\"", "\"a while\"");

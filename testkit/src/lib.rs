@@ -478,3 +478,28 @@ pub fn test_batch(
         records,
     }
 }
+
+/// The `cpu-high` alarm rule that the alarm tests share, as rules-file TOML (a `[[rule]]`
+/// table): `cpu.utilization{cpu=total}` above 80, with the statistic, period and "M of N"
+/// given. Tests append keys (`scope`, `missing_data`, …) or replace values in the text.
+pub fn cpu_high_rule(
+    statistic: &str,
+    period: &str,
+    datapoints_to_alarm: u32,
+    evaluation_periods: u32,
+) -> String {
+    format!(
+        r#"
+[[rule]]
+name = "cpu-high"
+metric = "cpu.utilization"
+dimensions = {{ cpu = "total" }}
+statistic = "{statistic}"
+period = "{period}"
+comparison = ">"
+threshold = 80.0
+datapoints_to_alarm = {datapoints_to_alarm}
+evaluation_periods = {evaluation_periods}
+"#
+    )
+}

@@ -540,19 +540,10 @@ mod tests {
     use super::*;
     use outpost_sink_core::alarm::rules::parse;
 
-    const RULE: &str = r#"
-[[rule]]
-name = "cpu-high"
-metric = "cpu.utilization"
-dimensions = { cpu = "total" }
-statistic = "avg"
-period = "60s"
-comparison = ">"
-threshold = 80.0
-datapoints_to_alarm = 3
-evaluation_periods = 5
-scope = "fleet"
-"#;
+    /// The shared `cpu-high` fixture (average over 60 s, 3 of 5) in the fleet scope.
+    static RULE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        outpost_testkit::cpu_high_rule("avg", "60s", 3, 5) + "scope = \"fleet\"\n"
+    });
 
     fn rules(text: &str) -> Rules {
         parse(text, Path::new("rules.toml")).unwrap()
@@ -622,7 +613,7 @@ scope = "fleet"
 
     #[test]
     fn a_fleet_rule_is_one_alarm_on_the_metric_without_host() {
-        let a = one(RULE);
+        let a = one(&RULE);
         assert_eq!(a.alarm_name, "outpost-cpu-high");
         let m = single(&a);
         assert_eq!(m.namespace, "Outpost");
@@ -681,7 +672,7 @@ scope = "fleet"
             ("not_breaching", "notBreaching"),
             ("ignore", "ignore"),
         ] {
-            let text = format!("{RULE}missing_data = {ours:?}\n");
+            let text = format!("{}missing_data = {ours:?}\n", *RULE);
             assert_eq!(one(&text).treat_missing_data, theirs, "{ours}");
         }
     }
@@ -723,7 +714,7 @@ scope = "fleet"
 
     #[test]
     fn a_fleet_rule_ignores_the_hosts() {
-        assert_eq!(convert(RULE, &["web-1", "web-2"]).unwrap().len(), 1);
+        assert_eq!(convert(&RULE, &["web-1", "web-2"]).unwrap().len(), 1);
     }
 
     #[test]
@@ -786,7 +777,7 @@ scope = "fleet"
             prefix: "p".repeat(len - rule.len()),
             ..options()
         };
-        let convert_with = |o: &AlarmOptions| alarm_definitions(&rules(RULE), &[], o).unwrap();
+        let convert_with = |o: &AlarmOptions| alarm_definitions(&rules(&RULE), &[], o).unwrap();
         let exact = convert_with(&at(MAX_ALARM_NAME_LEN));
         assert_eq!(exact[0].alarm_name.len(), MAX_ALARM_NAME_LEN);
         assert!(exact[0].alarm_name.ends_with(rule));
@@ -821,11 +812,11 @@ scope = "fleet"
 
     #[test]
     fn the_description_limit_is_kept() {
-        let base = one(RULE).alarm_description;
+        let base = one(&RULE).alarm_description;
         let fixed = base.chars().count() - "rules.toml".len();
         let at = |len: usize| {
             let path = format!("{}.toml", "r".repeat(len - fixed - ".toml".len()));
-            let rules = parse(RULE, Path::new(&path)).unwrap();
+            let rules = parse(&RULE, Path::new(&path)).unwrap();
             alarm_definitions(&rules, &[], &options()).unwrap()[0]
                 .alarm_description
                 .clone()
@@ -876,7 +867,7 @@ scope = "fleet"
             topic_arn: Some(arn.into()),
             ..options()
         };
-        let a = &alarm_definitions(&rules(RULE), &[], &o).unwrap()[0];
+        let a = &alarm_definitions(&rules(&RULE), &[], &o).unwrap()[0];
         assert_eq!(
             (&a.alarm_actions[..], &a.ok_actions[..]),
             (&[arn.to_owned()][..], &[arn.to_owned()][..])
@@ -890,7 +881,7 @@ scope = "fleet"
             prefix: "a\nb".into(),
             topic_arn: Some("my-topic".into()),
         };
-        let message = alarm_definitions(&rules(RULE), &[], &o)
+        let message = alarm_definitions(&rules(&RULE), &[], &o)
             .unwrap_err()
             .to_string();
         for key in [
@@ -926,7 +917,7 @@ scope = "fleet"
             topic_arn: Some("arn:aws:sns:us-east-1:123456789012:t".into()),
             ..options()
         };
-        let a = &alarm_definitions(&rules(RULE), &[], &o).unwrap()[0];
+        let a = &alarm_definitions(&rules(&RULE), &[], &o).unwrap()[0];
         let json = serde_json::to_value(a).unwrap();
         let mut keys: Vec<&str> = json
             .as_object()

@@ -142,18 +142,12 @@ mod tests {
     use outpost_sink_core::ports::{MetricWrite, PointRow};
     use std::path::Path;
 
-    const RULES: &str = r#"
-[[rule]]
-name = "cpu-high"
-metric = "cpu.utilization"
-dimensions = { cpu = "total" }
-statistic = "max"
-period = "1s"
-comparison = ">"
-threshold = 80.0
-datapoints_to_alarm = 2
-evaluation_periods = 2
+    /// The shared `cpu-high` fixture (maximum over 1 s, 2 of 2), and a fleet rule.
+    fn rules_text() -> String {
+        outpost_testkit::cpu_high_rule("max", "1s", 2, 2) + FLEET_RULE
+    }
 
+    const FLEET_RULE: &str = r#"
 [[rule]]
 name = "fleet-cpu"
 metric = "cpu.utilization"
@@ -224,7 +218,8 @@ scope = "fleet"
     async fn per_host_and_fleet_alarms_follow_the_store_and_survive_a_restart() {
         let tmp = tempfile::tempdir().unwrap();
         let store = LocalBackend::open(tmp.path()).unwrap();
-        let rules = outpost_sink_core::alarm::rules::parse(RULES, Path::new("r.toml")).unwrap();
+        let rules =
+            outpost_sink_core::alarm::rules::parse(&rules_text(), Path::new("r.toml")).unwrap();
         let alarms = Alarms::start(rules.clone(), tmp.path());
         put(&store, "web-1", 1, 10_100, 95.0).await;
         put(&store, "web-1", 2, 11_100, 90.0).await;

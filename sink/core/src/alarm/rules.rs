@@ -570,18 +570,9 @@ impl RulesFile {
 mod tests {
     use super::*;
 
-    const RULE: &str = r#"
-[[rule]]
-name = "cpu-high"
-metric = "cpu.utilization"
-dimensions = { cpu = "total" }
-statistic = "avg"
-period = "60s"
-comparison = ">"
-threshold = 80.0
-datapoints_to_alarm = 3
-evaluation_periods = 5
-"#;
+    /// The shared `cpu-high` fixture: average over 60 s, 3 of 5.
+    static RULE: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| outpost_testkit::cpu_high_rule("avg", "60s", 3, 5));
 
     fn parse_str(text: &str) -> Result<Rules, RulesError> {
         parse(text, Path::new("rules.toml"))
@@ -660,7 +651,7 @@ evaluation_periods = 5
 
     #[test]
     fn a_denominator_is_kept_and_is_optional() {
-        let rules = parse_str(&format!("{RULE}{RATE}")).unwrap();
+        let rules = parse_str(&format!("{}{RATE}", *RULE)).unwrap();
         assert_eq!(rules.rules[0].denominator, None);
         assert_eq!(rules.rules[1].denominator.as_deref(), Some("log.lines"));
     }
@@ -722,7 +713,8 @@ evaluation_periods = 5
     #[test]
     fn defaults_are_missing_per_host_and_tick_is_the_shortest_period() {
         let text = format!(
-            "{RULE}{}",
+            "{}{}",
+            *RULE,
             RULE.replace("cpu-high", "b").replace("60s", "10s")
         );
         let rules = parse_str(&text).unwrap();
@@ -734,7 +726,7 @@ evaluation_periods = 5
 
     #[test]
     fn an_unknown_key_names_the_file_and_line() {
-        let message = error(&format!("{RULE}colour = \"red\"\n"));
+        let message = error(&format!("{}colour = \"red\"\n", *RULE));
         assert!(
             message.starts_with("rules.toml: line 12, column 1: unknown field `colour`"),
             "{message}"
@@ -761,7 +753,7 @@ evaluation_periods = 5
 
     #[test]
     fn duplicate_and_bad_names_are_refused() {
-        let message = error(&format!("{RULE}{RULE}"));
+        let message = error(&format!("{}{}", *RULE, *RULE));
         assert!(message.contains("rule[1].name: \"cpu-high\" is used by an earlier rule"));
         let message = error(&RULE.replace("cpu-high", "cpu high"));
         assert!(message.contains("rule[0].name"), "{message}");
@@ -793,7 +785,10 @@ evaluation_periods = 5
     #[test]
     fn webhook_attempts_limit_is_enforced() {
         let with = |n: u32| {
-            format!("{RULE}[notify]\nwebhook_url = \"http://127.0.0.1:9/h\"\nmax_attempts = {n}\n")
+            format!(
+                "{}[notify]\nwebhook_url = \"http://127.0.0.1:9/h\"\nmax_attempts = {n}\n",
+                *RULE
+            )
         };
         let rules = parse_str(&with(MAX_ATTEMPTS)).unwrap();
         assert_eq!(rules.webhook.unwrap().max_attempts, MAX_ATTEMPTS);
