@@ -1,12 +1,11 @@
-//! Local alarms: rules over stored metrics, evaluated like CloudWatch alarms (`docs/alarms.md`).
+//! Alarms around the core's engine (`outpost_sink_core::alarm`: rules, evaluator, book):
 //!
-//! - [`rules`]: the rules file (`serve --rules FILE`): parsing and validation.
-//! - [`eval`]: the pure evaluator: datapoints per period in, alarm state and reason out.
-//! - [`book`]: every alarm's state and bounded history, and the transitions between states.
+//! - [`task`]: the background task of `serve --rules`: ticks, runs the engine over the local
+//!   store, saves the book, notifies.
 //! - [`persist`]: the book on disk (`DIR/alarms.json`, written atomically).
 //! - [`notify`]: state-change notifications: a log line and an optional webhook.
-//! - [`task`]: the background task of `serve`: ticks, reads the store, evaluates, notifies.
-//! - [`cloudwatch`]: the rules as CloudWatch alarm definitions (`cloudwatch-alarms`), pure.
+//! - [`cloudwatch`]: the rules as CloudWatch alarm definitions (`cloudwatch-alarms`), pure; it
+//!   applies CloudWatch's naming rules from `backend::aws::cloudwatch`.
 //! - [`cloudwatch_apply`]: `PutMetricAlarm` calls and the hosts of the DynamoDB table.
 
 pub mod cloudwatch;
