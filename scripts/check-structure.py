@@ -5,11 +5,13 @@
    file names (in `use` trees and in code, test modules left out) is resolved to the file that
    *defines* the item, following `pub use` re-exports, so a `mod.rs` that re-exports is a table of
    contents, not a hub. The file graph must have no strongly connected component of two or more
-   files.
+   files. Paths that start with a child module's name (`pub use child::X;` in a `mod.rs`) are
+   not followed: a parent declaring and re-exporting its children is not an import.
 2. Layers: per crate, a table of top-level modules that must never import others (LAYERS below).
 3. Function length: no `fn` body longer than MAX_FN_LINES lines (test modules left out).
 
-Usage: scripts/check-structure.py [--graph CRATE_DIR]   (exit 1 and a list when a rule is broken)
+Usage: scripts/check-structure.py [--graph CRATE_DIR | --self-test]
+(exit 1 and a list when a rule is broken; --self-test shows on made-up crates that it can fail)
 """
 
 import os
@@ -35,13 +37,17 @@ LAYERS = {
         "telemetry": {"run", "status"},
     },
     "sink": {
-        # The fronts call the adapters; the adapters never call a front.
-        "backend": {"front"},
+        # The fronts call the adapters; the adapters never call a front, the alarms or the
+        # health check.
+        "backend": {"front", "alarm", "health"},
         "health": {"front"},
         "alarm": {"front"},
     },
     "sink/core": {
-        "ports": {"ingest", "alarm"},
+        # ingest and the alarm engine work through the ports; nothing low imports them.
+        "ports": {"ingest", "alarm", "health"},
+        "health": {"ingest", "alarm"},
+        "names": {"ingest", "alarm", "ports", "key", "ndjson", "health"},
         "key": {"ingest", "alarm", "ports"},
         "ndjson": {"ingest", "alarm", "ports"},
         "timestamp": {"ingest", "alarm", "ports", "key", "ndjson"},
@@ -348,35 +354,78 @@ def long_functions(path, text):
     return found
 
 
-def main():
+def analyse(rel, layers, graph_of=None):
+    """The structural problems of the crate at `rel` (relative to ROOT, or absolute)."""
     problems = []
-    graph_of = None
-    if len(sys.argv) == 3 and sys.argv[1] == "--graph":
-        graph_of = sys.argv[2]
+    crate = Crate(rel)
+    graph = {p: refs_of(crate, p) for p in crate.text}
+    short = lambda p: os.path.relpath(p, ROOT)  # noqa: E731
+    if graph_of == rel:
+        for p in sorted(graph):
+            print(short(p), "->", ", ".join(sorted(short(t) for t in graph[p])))
+    for comp in sccs(graph):
+        if len(comp) > 1:
+            problems.append("import circle in %s: %s" % (rel, ", ".join(sorted(short(p) for p in comp))))
+    for module, banned in layers.items():
+        for p, targets in graph.items():
+            mp = crate.module_of(p)
+            if not mp or mp[0] != module:
+                continue
+            for t in targets:
+                tm = crate.module_of(t)
+                if tm and tm[0] in banned:
+                    problems.append("layer rule in %s: %s (%s) imports %s (%s)" % (rel, short(p), module, short(t), tm[0]))
+    for p, text in crate.text.items():
+        for path, line, name, lines in long_functions(p, text):
+            problems.append("long function: %s:%d fn %s is %d lines (max %d)" % (short(path), line, name, lines, MAX_FN_LINES))
+    return problems
+
+
+def self_test():
+    """The checks can fail: a made-up crate with a circle, a layer breach and a long function,
+    and one whose mod.rs re-exports what its children import (no circle)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        def crate(name, files):
+            for path, text in files.items():
+                full = os.path.join(tmp, name, "src", path)
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+                with open(full, "w", encoding="utf-8") as f:
+                    f.write(text)
+            return os.path.join(tmp, name)
+
+        long_body = "".join("    let _x%d = %d;\n" % (i, i) for i in range(MAX_FN_LINES + 5))
+        bad = crate("bad", {
+            "lib.rs": "mod low;\nmod high;\n",
+            "low.rs": "use crate::high::{H};\npub struct L;\n// crate::not::code\n",
+            "high.rs": "pub struct H;\npub fn f() -> crate::low::L { crate::low::L }\n"
+                       "fn long() {\n" + long_body + "}\n"
+                       "#[cfg(test)]\nmod tests {\n    fn t() {\n" + long_body + "    }\n}\n",
+        })
+        found = analyse(bad, {"low": {"high"}})
+        kinds = sorted(p.split(":")[0] for p in found)
+        assert kinds == ["import circle in %s" % bad, "layer rule in %s" % bad, "long function"], found
+        good = crate("good", {
+            "lib.rs": "pub mod ship;\n",
+            "ship/mod.rs": "mod a;\nmod b;\npub use a::A;\npub use b::B;\npub const LIMIT: u32 = 1;\n",
+            "ship/a.rs": "use crate::ship::B;\nuse super::LIMIT;\npub struct A;\n",
+            "ship/b.rs": "pub struct B;\n",
+        })
+        found = analyse(good, {})
+        assert found == [], found
+
+
+def main():
+    if len(sys.argv) == 2 and sys.argv[1] == "--self-test":
+        self_test()
+        print("check-structure self-test: ok")
+        return 0
+    graph_of = sys.argv[2] if len(sys.argv) == 3 and sys.argv[1] == "--graph" else None
+    problems = []
     for rel in CRATES:
-        if not os.path.isdir(os.path.join(ROOT, rel, "src")):
-            continue
-        crate = Crate(rel)
-        graph = {p: refs_of(crate, p) for p in crate.text}
-        short = lambda p: os.path.relpath(p, ROOT)  # noqa: E731
-        if graph_of == rel:
-            for p in sorted(graph):
-                print(short(p), "->", ", ".join(sorted(short(t) for t in graph[p])))
-        for comp in sccs(graph):
-            if len(comp) > 1:
-                problems.append("import circle in %s: %s" % (rel, ", ".join(sorted(short(p) for p in comp))))
-        for module, banned in LAYERS.get(rel, {}).items():
-            for p, targets in graph.items():
-                mp = crate.module_of(p)
-                if not mp or mp[0] != module:
-                    continue
-                for t in targets:
-                    tm = crate.module_of(t)
-                    if tm and tm[0] in banned:
-                        problems.append("layer rule in %s: %s (%s) imports %s (%s)" % (rel, short(p), module, short(t), tm[0]))
-        for p, text in crate.text.items():
-            for path, line, name, lines in long_functions(p, text):
-                problems.append("long function: %s:%d fn %s is %d lines (max %d)" % (short(path), line, name, lines, MAX_FN_LINES))
+        if os.path.isdir(os.path.join(ROOT, rel, "src")):
+            problems.extend(analyse(rel, LAYERS.get(rel, {}), graph_of))
     for p in problems:
         print(p)
     if problems:
