@@ -7,8 +7,8 @@
 //! frame to the next. The bytes are exactly those of [`crate::encode_with_level`] for the same
 //! batch: that function is built on these two.
 
-use crate::codec::{FLAG_ZSTD, FORMAT_VERSION, HEADER_LEN, MAGIC};
-use crate::error::EncodeError;
+use crate::error::{DecodeError, EncodeError};
+use crate::header::{FLAG_ZSTD, FORMAT_VERSION, HEADER_LEN, MAGIC};
 use crate::limits::{MAX_COMPRESSED_LEN, MAX_DECOMPRESSED_LEN, MAX_DIMENSIONS, MAX_RECORDS};
 use crate::types::{AgentIdentity, Level, MetricPoint, Record};
 use serde::Serialize;
@@ -43,12 +43,6 @@ struct BatchHead<'a> {
     /// The length prefix of the records sequence (postcard writes a `usize` and a sequence
     /// length the same way: a LEB128 varint).
     record_count: u64,
-}
-
-/// An upper bound of a log record's serialised size (see [`Record::size_hint`]).
-pub fn log_size_hint(source: &str, service: &str, line: &[u8]) -> usize {
-    const INT: usize = 10;
-    1 + INT + 3 * INT + source.len() + service.len() + line.len() + 2
 }
 
 /// Records serialised one by one, in order, ready to become a frame.
@@ -169,12 +163,12 @@ impl FrameBuilder {
     }
 
     /// The records, deserialised again (tests and diagnostics).
-    pub fn records(&self) -> Result<Vec<Record>, crate::DecodeError> {
+    pub fn records(&self) -> Result<Vec<Record>, DecodeError> {
         let mut out = Vec::with_capacity(self.ends.len());
         let mut rest = &self.body[..];
         while !rest.is_empty() {
             let (record, tail) = postcard::take_from_bytes::<Record>(rest)
-                .map_err(|e| crate::DecodeError::Body(e.to_string()))?;
+                .map_err(|e| DecodeError::Body(e.to_string()))?;
             out.push(record);
             rest = tail;
         }

@@ -2,36 +2,12 @@
 
 use crate::builder::{FrameBuilder, FrameEncoder};
 use crate::error::{DecodeError, EncodeError};
+use crate::header::{FLAG_ZSTD, FORMAT_VERSION, HEADER_LEN, Header, MAGIC};
 use crate::limits::{MAX_COMPRESSED_LEN, MAX_DECOMPRESSED_LEN, MAX_DIMENSIONS, MAX_RECORDS};
 use crate::types::{AgentIdentity, Batch, Record};
 
-/// The four bytes every frame starts with.
-pub const MAGIC: [u8; 4] = *b"OPST";
-/// The format version this crate writes and the only one it reads.
-pub const FORMAT_VERSION: u8 = 1;
-/// Flag bit: the body is zstd-compressed. Mandatory in version 1.
-pub const FLAG_ZSTD: u8 = 0b0000_0001;
-/// Length of the fixed header in bytes.
-pub const HEADER_LEN: usize = 24;
 /// zstd level the agent uses unless configured otherwise.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
-
-/// The fixed 24-byte frame header. All integers are little-endian.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    /// Format version (byte 4).
-    pub version: u8,
-    /// Flags (byte 5).
-    pub flags: u8,
-    /// Number of records in the batch (bytes 8..12).
-    pub record_count: u32,
-    /// Length of the compressed body that follows the header (bytes 12..16).
-    pub compressed_len: u32,
-    /// Length of the body once decompressed (bytes 16..20).
-    pub decompressed_len: u32,
-    /// CRC32C (Castagnoli) of the compressed body (bytes 20..24).
-    pub crc32c: u32,
-}
 
 fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])

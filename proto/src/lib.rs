@@ -10,13 +10,14 @@
 mod builder;
 mod codec;
 mod error;
+mod header;
 pub mod limits;
 mod types;
 
-pub use builder::{FrameBuilder, FrameEncoder, log_size_hint};
-pub use codec::{
-    DEFAULT_ZSTD_LEVEL, FLAG_ZSTD, FORMAT_VERSION, HEADER_LEN, Header, MAGIC, decode, encode,
-    encode_with_level, parse_header,
-};
+pub use builder::{FrameBuilder, FrameEncoder};
+pub use codec::{DEFAULT_ZSTD_LEVEL, decode, encode, encode_with_level, parse_header};
 pub use error::{DecodeError, EncodeError};
-pub use types::{AgentIdentity, Batch, Dimension, Level, LogRecord, MetricPoint, Record, Unit};
+pub use header::{FLAG_ZSTD, FORMAT_VERSION, HEADER_LEN, Header, MAGIC};
+pub use types::{
+    AgentIdentity, Batch, Dimension, Level, LogRecord, MetricPoint, Record, Unit, log_size_hint,
+};

@@ -20,4 +20,4 @@ pub const MAX_RECORDS: u32 = 100_000;
 pub const MAX_DIMENSIONS: u32 = 30;
 
 /// Largest frame on the wire: header plus the largest compressed body.
-pub const MAX_FRAME_LEN: usize = crate::codec::HEADER_LEN + MAX_COMPRESSED_LEN as usize;
+pub const MAX_FRAME_LEN: usize = crate::header::HEADER_LEN + MAX_COMPRESSED_LEN as usize;

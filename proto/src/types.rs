@@ -206,7 +206,13 @@ impl Record {
                         .map(|d| 2 * INT + d.key.len() + d.value.len())
                         .sum::<usize>()
             }
-            Record::Log(l) => crate::builder::log_size_hint(&l.source, &l.service, &l.line),
+            Record::Log(l) => log_size_hint(&l.source, &l.service, &l.line),
         }
     }
+}
+
+/// An upper bound of a log record's serialised size (see [`Record::size_hint`]).
+pub fn log_size_hint(source: &str, service: &str, line: &[u8]) -> usize {
+    const INT: usize = 10;
+    1 + INT + 3 * INT + source.len() + service.len() + line.len() + 2
 }
