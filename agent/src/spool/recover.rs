@@ -7,7 +7,7 @@ use super::format::{
     ACKED_FILE, ACKED_MAGIC, CORRUPT_SUFFIX, Defect, ENTRY_HEADER_LEN, HEADER_LEN, decode_header,
     parse_segment_name,
 };
-use super::scan::{End, scan};
+use super::scan::{End, Scan, scan};
 use super::segment::Segment;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -84,27 +84,8 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, SpoolError> {
     let mut report = Recovery::default();
     let mut changed = false;
 
-    let mut candidates = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_at(dir))? {
-        let entry = entry.map_err(io_at(dir))?;
-        let path = entry.path();
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        let is_file = entry.file_type().map_err(io_at(&path))?.is_file();
-        if !is_file {
-            continue;
-        }
-        if name.starts_with('.') && name.ends_with(".tmp") {
-            tracing::debug!(path = %path.display(), "removing a stray temporary file");
-            fs::remove_file(&path).map_err(io_at(&path))?;
-            report.temp_files_removed += 1;
-            changed = true;
-        } else if let Some(id) = parse_segment_name(&name) {
-            candidates.push((id, path));
-        }
-    }
-    candidates.sort_unstable_by_key(|(id, _)| *id);
+    let candidates = segment_files(dir, &mut report)?;
+    changed |= report.temp_files_removed > 0;
 
     let (acked, acked_file) = read_acked(&dir.join(ACKED_FILE))?;
     report.acked = acked;
@@ -125,22 +106,7 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, SpoolError> {
         // A set-aside file of `file_len` bytes holds fewer than `file_len / 16` entries.
         let set_aside_floor = name_id.saturating_add(file_len / ENTRY_HEADER_LEN);
 
-        let first_id = match s.first_id {
-            Some(first) if first != name_id => Err(Defect::NameMismatch {
-                header: first,
-                name: name_id,
-            }),
-            Some(first) if first < previous_next => Err(Defect::Overlap {
-                first,
-                previous: previous_next - 1,
-            }),
-            Some(first) => Ok(first),
-            None => match s.end {
-                End::Corrupt { defect, .. } | End::Torn { defect, .. } => Err(defect),
-                End::Clean => Err(Defect::ShortHeader),
-            },
-        };
-        let first_id = match first_id {
+        let first_id = match first_id(&s, name_id, previous_next) {
             Ok(id) => id,
             Err(defect) => {
                 let dest = set_aside_whole(&path)?;
@@ -159,27 +125,10 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, SpoolError> {
         };
 
         let (good_len, entries) = (s.good_len, s.entries);
-        match s.end {
-            End::Clean => {}
-            End::Torn { at, defect } if index == last => {
-                tracing::warn!(path = %path.display(), offset = at, bytes = file_len - at, %defect,
-                    "cutting the torn tail of the newest spool segment");
-                truncate(&path, good_len)?;
-                report.tails_truncated += 1;
-                report.bytes_truncated += file_len - at;
-                changed = true;
-            }
-            End::Torn { at, defect } | End::Corrupt { at, defect } => {
-                let (dest, kept) = set_aside_copy(&path, good_len, entries)?;
-                tracing::error!(path = %path.display(), set_aside = %dest.display(), offset = at,
-                    entries_kept = kept, %defect,
-                    "spool segment is damaged; set aside, entries before the damage are kept");
-                report.set_aside.push(SetAside {
-                    path: dest,
-                    defect,
-                    at,
-                    entries_kept: kept,
-                });
+        match repair_end(&path, &s, index == last, file_len, &mut report)? {
+            Repair::Nothing => {}
+            Repair::Truncated => changed = true,
+            Repair::SetAside { kept } => {
                 floor = floor.max(set_aside_floor);
                 changed = true;
                 if kept == 0 {
@@ -226,6 +175,97 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, SpoolError> {
         next_id: floor,
         report,
     })
+}
+
+/// The segment files in `dir`, in id order; stray temporary files are removed (and counted in
+/// `report`).
+fn segment_files(dir: &Path, report: &mut Recovery) -> Result<Vec<(u64, PathBuf)>, SpoolError> {
+    let mut candidates = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_at(dir))? {
+        let entry = entry.map_err(io_at(dir))?;
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let is_file = entry.file_type().map_err(io_at(&path))?.is_file();
+        if !is_file {
+            continue;
+        }
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            tracing::debug!(path = %path.display(), "removing a stray temporary file");
+            fs::remove_file(&path).map_err(io_at(&path))?;
+            report.temp_files_removed += 1;
+        } else if let Some(id) = parse_segment_name(&name) {
+            candidates.push((id, path));
+        }
+    }
+    candidates.sort_unstable_by_key(|(id, _)| *id);
+    Ok(candidates)
+}
+
+/// The first id of a scanned segment named `name_id`, or why the whole segment is unusable (its
+/// header, or ids that do not follow the previous segment's, ending at `previous_next`).
+fn first_id(s: &Scan, name_id: u64, previous_next: u64) -> Result<u64, Defect> {
+    match s.first_id {
+        Some(first) if first != name_id => Err(Defect::NameMismatch {
+            header: first,
+            name: name_id,
+        }),
+        Some(first) if first < previous_next => Err(Defect::Overlap {
+            first,
+            previous: previous_next - 1,
+        }),
+        Some(first) => Ok(first),
+        None => match s.end {
+            End::Corrupt { defect, .. } | End::Torn { defect, .. } => Err(defect),
+            End::Clean => Err(Defect::ShortHeader),
+        },
+    }
+}
+
+/// What was done about the end of a segment.
+enum Repair {
+    /// It ended clean.
+    Nothing,
+    /// The newest segment's torn tail was cut.
+    Truncated,
+    /// It was damaged: set aside, `kept` entries before the damage copied back.
+    SetAside { kept: u64 },
+}
+
+/// Repair how a scanned segment ends: cut a torn tail of the `newest` segment, set aside one
+/// damaged elsewhere (keeping the entries before the damage). Counted in `report`.
+fn repair_end(
+    path: &Path,
+    s: &Scan,
+    newest: bool,
+    file_len: u64,
+    report: &mut Recovery,
+) -> Result<Repair, SpoolError> {
+    match s.end {
+        End::Clean => Ok(Repair::Nothing),
+        End::Torn { at, defect } if newest => {
+            tracing::warn!(path = %path.display(), offset = at, bytes = file_len - at, %defect,
+                "cutting the torn tail of the newest spool segment");
+            truncate(path, s.good_len)?;
+            report.tails_truncated += 1;
+            report.bytes_truncated += file_len - at;
+            Ok(Repair::Truncated)
+        }
+        End::Torn { at, defect } | End::Corrupt { at, defect } => {
+            let (dest, kept) = set_aside_copy(path, s.good_len, s.entries)?;
+            tracing::error!(path = %path.display(), set_aside = %dest.display(), offset = at,
+                entries_kept = kept, %defect,
+                "spool segment is damaged; set aside, entries before the damage are kept");
+            report.set_aside.push(SetAside {
+                path: dest,
+                defect,
+                at,
+                entries_kept: kept,
+            });
+            Ok(Repair::SetAside { kept })
+        }
+    }
 }
 
 /// Read the watermark; a missing or undecodable file counts as 0.
