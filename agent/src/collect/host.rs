@@ -112,8 +112,16 @@ impl HostSampler {
             .map_or(0.0, |l| now.duration_since(l).as_secs_f64());
         self.last = Some(now);
         let mut out = Vec::with_capacity(64);
+        self.sample_cpu(ts_ms, &mut out);
+        self.sample_memory(ts_ms, &mut out);
+        self.sample_disks(ts_ms, secs, &mut out);
+        self.sample_networks(ts_ms, secs, &mut out);
+        sample_system(ts_ms, &mut out);
+        out
+    }
 
-        // CPU
+    /// CPU: total and per core.
+    fn sample_cpu(&mut self, ts_ms: i64, out: &mut Vec<MetricPoint>) {
         self.system.refresh_cpu_usage();
         out.push(point(
             "cpu.utilization",
@@ -131,8 +139,10 @@ impl HostSampler {
                 &[("cpu", &i.to_string())],
             ));
         }
+    }
 
-        // Memory and swap
+    /// Memory and swap.
+    fn sample_memory(&mut self, ts_ms: i64, out: &mut Vec<MetricPoint>) {
         self.system.refresh_memory();
         let total = self.system.total_memory();
         let used = self.system.used_memory();
@@ -157,8 +167,10 @@ impl HostSampler {
             Unit::Percent,
             &[],
         ));
+    }
 
-        // Disks
+    /// Disks: space per mount, I/O rates per device over the last `secs` seconds.
+    fn sample_disks(&mut self, ts_ms: i64, secs: f64, out: &mut Vec<MetricPoint>) {
         self.disks.refresh_specifics(
             true,
             DiskRefreshKind::nothing().with_storage().with_io_usage(),
@@ -201,8 +213,10 @@ impl HostSampler {
                 ));
             }
         }
+    }
 
-        // Network, loopback excluded
+    /// Network rates per interface over the last `secs` seconds, loopback excluded.
+    fn sample_networks(&mut self, ts_ms: i64, secs: f64, out: &mut Vec<MetricPoint>) {
         self.networks.refresh(true);
         let mut names: Vec<_> = self.networks.iter().collect();
         names.sort_by(|a, b| a.0.cmp(b.0));
@@ -230,20 +244,21 @@ impl HostSampler {
                 ));
             }
         }
+    }
+}
 
-        // Load, uptime, processes
-        if let Ok(load) = System::load_average() {
-            out.push(point("load.1m", ts_ms, load.one, Unit::None, &[]));
-            out.push(point("load.5m", ts_ms, load.five, Unit::None, &[]));
-            out.push(point("load.15m", ts_ms, load.fifteen, Unit::None, &[]));
-        }
-        if let Ok(up) = System::uptime() {
-            out.push(point("uptime", ts_ms, up as f64, Unit::Seconds, &[]));
-        }
-        if let Some(n) = count_processes(std::path::Path::new("/proc")) {
-            out.push(point("process.count", ts_ms, n as f64, Unit::Count, &[]));
-        }
-        out
+/// Load, uptime, processes.
+fn sample_system(ts_ms: i64, out: &mut Vec<MetricPoint>) {
+    if let Ok(load) = System::load_average() {
+        out.push(point("load.1m", ts_ms, load.one, Unit::None, &[]));
+        out.push(point("load.5m", ts_ms, load.five, Unit::None, &[]));
+        out.push(point("load.15m", ts_ms, load.fifteen, Unit::None, &[]));
+    }
+    if let Ok(up) = System::uptime() {
+        out.push(point("uptime", ts_ms, up as f64, Unit::Seconds, &[]));
+    }
+    if let Some(n) = count_processes(std::path::Path::new("/proc")) {
+        out.push(point("process.count", ts_ms, n as f64, Unit::Count, &[]));
     }
 }
 
