@@ -378,111 +378,11 @@ impl RulesFile {
     /// Check every value; report all problems at once.
     pub fn validate(self, path: &Path) -> Result<Rules, RulesError> {
         let mut issues = Vec::new();
-        let mut issue = |location: String, message: String| {
-            issues.push(RulesIssue { location, message });
-        };
         let mut rules = Vec::new();
         let mut names = BTreeSet::new();
         for (i, r) in self.rule.into_iter().enumerate() {
-            let key = |field: &str| format!("rule[{i}].{field}");
-            if !valid_name(&r.name) {
-                issue(
-                    key("name"),
-                    format!(
-                        "{:?} must be 1 to 200 letters, digits, '-', '_' or '.'",
-                        r.name
-                    ),
-                );
-            } else if !names.insert(r.name.clone()) {
-                issue(
-                    key("name"),
-                    format!("{:?} is used by an earlier rule", r.name),
-                );
-            }
-            if r.metric.is_empty() {
-                issue(key("metric"), "must not be empty".into());
-            }
-            if let Some(denominator) = &r.denominator {
-                if let Some(problem) = metric_name_problem(denominator) {
-                    issue(key("denominator"), problem);
-                } else if *denominator == r.metric {
-                    issue(
-                        key("denominator"),
-                        format!("{denominator:?} must differ from metric"),
-                    );
-                }
-                if r.statistic != Statistic::Sum {
-                    issue(
-                        key("statistic"),
-                        format!(
-                            "must be \"sum\" in rule {:?}, which has a denominator: the \
-                             datapoint is 100 × sum(metric) / sum(denominator), a rate of \
-                             counts; avg, max, min or count of counters make no rate",
-                            r.name
-                        ),
-                    );
-                }
-            }
-            let period = match duration(&r.period) {
-                Ok(p) if p < MIN_PERIOD || p.subsec_nanos() != 0 => {
-                    issue(
-                        key("period"),
-                        format!(
-                            "{:?} must be a whole number of seconds, at least 1s",
-                            r.period
-                        ),
-                    );
-                    None
-                }
-                Ok(p) => Some(p),
-                Err(message) => {
-                    issue(key("period"), message);
-                    None
-                }
-            };
-            if !r.threshold.is_finite() {
-                issue(key("threshold"), "must be a finite number".into());
-            }
-            let (m, n) = (r.datapoints_to_alarm, r.evaluation_periods);
-            if n == 0 || n > MAX_EVALUATION_PERIODS {
-                issue(
-                    key("evaluation_periods"),
-                    format!("{n} must be between 1 and {MAX_EVALUATION_PERIODS}"),
-                );
-            }
-            if m == 0 || m > n {
-                issue(
-                    key("datapoints_to_alarm"),
-                    format!("{m} must be between 1 and evaluation_periods ({n})"),
-                );
-            }
-            if let Some(p) = period
-                && p.saturating_mul(n) > MAX_EVALUATION_RANGE
-            {
-                issue(
-                    key("evaluation_periods"),
-                    format!(
-                        "period × evaluation_periods is {}, the limit is {}",
-                        humantime::format_duration(p.saturating_mul(n)),
-                        humantime::format_duration(MAX_EVALUATION_RANGE)
-                    ),
-                );
-            }
-            if let Some(p) = period {
-                rules.push(Rule {
-                    name: r.name,
-                    metric: r.metric,
-                    denominator: r.denominator,
-                    dimensions: r.dimensions,
-                    statistic: r.statistic,
-                    period_ms: i64::try_from(p.as_millis()).unwrap_or(i64::MAX),
-                    comparison: r.comparison,
-                    threshold: r.threshold,
-                    datapoints_to_alarm: m,
-                    evaluation_periods: n,
-                    missing_data: r.missing_data,
-                    scope: r.scope,
-                });
+            if let Some(rule) = r.validate(i, &mut names, &mut issues) {
+                rules.push(rule);
             }
         }
         let shortest = rules
@@ -490,7 +390,147 @@ impl RulesFile {
             .map(|r| Duration::from_millis(r.period_ms.unsigned_abs()))
             .min()
             .unwrap_or(Duration::from_secs(60));
-        let tick = match &self.evaluation.tick {
+        let (tick, delay) = self.evaluation.validate(shortest, &mut issues);
+        let webhook = self.notify.validate(&mut issues);
+        if issues.is_empty() {
+            Ok(Rules {
+                source: path.to_path_buf(),
+                rules,
+                tick,
+                delay,
+                webhook,
+            })
+        } else {
+            Err(RulesError::Invalid {
+                path: path.to_path_buf(),
+                issues,
+            })
+        }
+    }
+}
+
+impl RuleFile {
+    /// Check the rule at index `i` of the file, adding its problems to `issues`; `names` holds
+    /// the names of the rules before it. The rule, when its period is valid.
+    fn validate(
+        self,
+        i: usize,
+        names: &mut BTreeSet<String>,
+        issues: &mut Vec<RulesIssue>,
+    ) -> Option<Rule> {
+        let r = self;
+        let mut issue = |location: String, message: String| {
+            issues.push(RulesIssue { location, message });
+        };
+        let key = |field: &str| format!("rule[{i}].{field}");
+        if !valid_name(&r.name) {
+            issue(
+                key("name"),
+                format!(
+                    "{:?} must be 1 to 200 letters, digits, '-', '_' or '.'",
+                    r.name
+                ),
+            );
+        } else if !names.insert(r.name.clone()) {
+            issue(
+                key("name"),
+                format!("{:?} is used by an earlier rule", r.name),
+            );
+        }
+        if r.metric.is_empty() {
+            issue(key("metric"), "must not be empty".into());
+        }
+        if let Some(denominator) = &r.denominator {
+            if let Some(problem) = metric_name_problem(denominator) {
+                issue(key("denominator"), problem);
+            } else if *denominator == r.metric {
+                issue(
+                    key("denominator"),
+                    format!("{denominator:?} must differ from metric"),
+                );
+            }
+            if r.statistic != Statistic::Sum {
+                issue(
+                    key("statistic"),
+                    format!(
+                        "must be \"sum\" in rule {:?}, which has a denominator: the \
+                         datapoint is 100 × sum(metric) / sum(denominator), a rate of \
+                         counts; avg, max, min or count of counters make no rate",
+                        r.name
+                    ),
+                );
+            }
+        }
+        let period = match duration(&r.period) {
+            Ok(p) if p < MIN_PERIOD || p.subsec_nanos() != 0 => {
+                issue(
+                    key("period"),
+                    format!(
+                        "{:?} must be a whole number of seconds, at least 1s",
+                        r.period
+                    ),
+                );
+                None
+            }
+            Ok(p) => Some(p),
+            Err(message) => {
+                issue(key("period"), message);
+                None
+            }
+        };
+        if !r.threshold.is_finite() {
+            issue(key("threshold"), "must be a finite number".into());
+        }
+        let (m, n) = (r.datapoints_to_alarm, r.evaluation_periods);
+        if n == 0 || n > MAX_EVALUATION_PERIODS {
+            issue(
+                key("evaluation_periods"),
+                format!("{n} must be between 1 and {MAX_EVALUATION_PERIODS}"),
+            );
+        }
+        if m == 0 || m > n {
+            issue(
+                key("datapoints_to_alarm"),
+                format!("{m} must be between 1 and evaluation_periods ({n})"),
+            );
+        }
+        if let Some(p) = period
+            && p.saturating_mul(n) > MAX_EVALUATION_RANGE
+        {
+            issue(
+                key("evaluation_periods"),
+                format!(
+                    "period × evaluation_periods is {}, the limit is {}",
+                    humantime::format_duration(p.saturating_mul(n)),
+                    humantime::format_duration(MAX_EVALUATION_RANGE)
+                ),
+            );
+        }
+        let p = period?;
+        Some(Rule {
+            name: r.name,
+            metric: r.metric,
+            denominator: r.denominator,
+            dimensions: r.dimensions,
+            statistic: r.statistic,
+            period_ms: i64::try_from(p.as_millis()).unwrap_or(i64::MAX),
+            comparison: r.comparison,
+            threshold: r.threshold,
+            datapoints_to_alarm: m,
+            evaluation_periods: n,
+            missing_data: r.missing_data,
+            scope: r.scope,
+        })
+    }
+}
+
+impl EvaluationFile {
+    /// The tick (by default `shortest`, the shortest rule period) and the delay.
+    fn validate(&self, shortest: Duration, issues: &mut Vec<RulesIssue>) -> (Duration, Duration) {
+        let mut issue = |location: String, message: String| {
+            issues.push(RulesIssue { location, message });
+        };
+        let tick = match &self.tick {
             None => shortest,
             Some(text) => match duration(text) {
                 Ok(t) if t < MIN_PERIOD => {
@@ -507,11 +547,21 @@ impl RulesFile {
                 }
             },
         };
-        let delay = duration(&self.evaluation.delay).unwrap_or_else(|message| {
+        let delay = duration(&self.delay).unwrap_or_else(|message| {
             issue("evaluation.delay".into(), message);
             Duration::ZERO
         });
-        let timeout = match duration(&self.notify.timeout) {
+        (tick, delay)
+    }
+}
+
+impl NotifyFile {
+    /// The webhook, when one is configured.
+    fn validate(self, issues: &mut Vec<RulesIssue>) -> Option<Webhook> {
+        let mut issue = |location: String, message: String| {
+            issues.push(RulesIssue { location, message });
+        };
+        let timeout = match duration(&self.timeout) {
             Ok(t) if t.is_zero() => {
                 issue("notify.timeout".into(), "must be more than 0s".into());
                 Duration::from_secs(5)
@@ -522,14 +572,14 @@ impl RulesFile {
                 Duration::from_secs(5)
             }
         };
-        let attempts = self.notify.max_attempts;
+        let attempts = self.max_attempts;
         if attempts == 0 || attempts > MAX_ATTEMPTS {
             issue(
                 "notify.max_attempts".into(),
                 format!("{attempts} must be between 1 and {MAX_ATTEMPTS}"),
             );
         }
-        let webhook = self.notify.webhook_url.and_then(|url| {
+        self.webhook_url.and_then(|url| {
             match url::Url::parse(&url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
                     return Some(Webhook {
@@ -548,21 +598,7 @@ impl RulesFile {
                 ),
             }
             None
-        });
-        if issues.is_empty() {
-            Ok(Rules {
-                source: path.to_path_buf(),
-                rules,
-                tick,
-                delay,
-                webhook,
-            })
-        } else {
-            Err(RulesError::Invalid {
-                path: path.to_path_buf(),
-                issues,
-            })
-        }
+        })
     }
 }
 
