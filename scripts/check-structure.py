@@ -9,6 +9,7 @@
    not followed: a parent declaring and re-exporting its children is not an import.
 2. Layers: per crate, a table of top-level modules that must never import others (LAYERS below).
 3. Function length: no `fn` body longer than MAX_FN_LINES lines (test modules left out).
+4. Third-party I/O crates: each is named only by the files CRATE_HOMES gives it.
 
 Usage: scripts/check-structure.py [--graph CRATE_DIR | --self-test]
 (exit 1 and a list when a rule is broken; --self-test shows on made-up crates that it can fail)
@@ -52,6 +53,35 @@ LAYERS = {
         "ndjson": {"ingest", "alarm", "ports"},
         "timestamp": {"ingest", "alarm", "ports", "key", "ndjson"},
     },
+}
+
+
+# crate dir -> {external crate path prefix: files or folders (relative to src/) that may name it}
+CRATE_HOMES = {
+    "agent": {
+        "sysinfo": ["collect/host.rs"],
+        "notify": ["collect/logs/"],
+        "inotify": ["collect/logs/"],
+        "reqwest": ["ship/http.rs"],
+        "aws_config": ["ship/"],
+        "aws_sdk_kinesis": ["ship/"],
+        "aws_sigv4": ["ship/"],
+        "aws_credential_types": ["ship/"],
+        "aws_smithy_async": ["ship/"],
+    },
+    "sink": {
+        "rusqlite": ["backend/local/sqlite.rs"],
+        "reqwest": ["alarm/notify.rs"],
+        "axum": ["front/"],
+        "tower": ["front/"],
+        "lambda_runtime": ["bin/outpost-sink-lambda.rs"],
+        "aws_lambda_events": ["front/lambda/"],
+        "aws_config": ["backend/aws/", "main.rs", "bin/"],
+        "aws_sdk_s3": ["backend/aws/"],
+        "aws_sdk_dynamodb": ["backend/aws/", "alarm/cloudwatch_apply.rs", "main.rs"],
+        "aws_sdk_cloudwatch": ["backend/aws/", "alarm/cloudwatch_apply.rs", "main.rs"],
+    },
+    "sink/core": {},
 }
 
 
@@ -147,6 +177,17 @@ class Crate:
         roots = [f for f in ("lib.rs", "main.rs") if os.path.exists(os.path.join(self.src, f))]
         self.root = roots[0]
         self._walk(os.path.join(self.src, self.root), ())
+        # Binary roots beside a library (main.rs, bin/*.rs): glue over the library, checked for
+        # function length and crate homes, not part of the library's file graph.
+        self.binaries = {}
+        extra = [os.path.join(self.src, "main.rs")] if self.root == "lib.rs" else []
+        bin_dir = os.path.join(self.src, "bin")
+        if os.path.isdir(bin_dir):
+            extra += [os.path.join(bin_dir, f) for f in sorted(os.listdir(bin_dir)) if f.endswith(".rs")]
+        for path in extra:
+            if os.path.exists(path):
+                raw = open(path, encoding="utf-8").read()
+                self.binaries[path] = cut_test_modules(strip_comments_and_strings(raw))
 
     def _walk(self, path, modpath):
         self.files[modpath] = path
@@ -354,7 +395,7 @@ def long_functions(path, text):
     return found
 
 
-def analyse(rel, layers, graph_of=None):
+def analyse(rel, layers, graph_of=None, homes=None):
     """The structural problems of the crate at `rel` (relative to ROOT, or absolute)."""
     problems = []
     crate = Crate(rel)
@@ -375,7 +416,14 @@ def analyse(rel, layers, graph_of=None):
                 tm = crate.module_of(t)
                 if tm and tm[0] in banned:
                     problems.append("layer rule in %s: %s (%s) imports %s (%s)" % (rel, short(p), module, short(t), tm[0]))
-    for p, text in crate.text.items():
+    every_file = dict(crate.text, **crate.binaries)
+    for name, homes in (CRATE_HOMES.get(rel, {}) if homes is None else homes).items():
+        pattern = re.compile(r"(?<![\w:])" + name + r"::")
+        for p, text in every_file.items():
+            inside = os.path.relpath(p, crate.src)
+            if pattern.search(text) and not any(inside == h or inside.startswith(h) for h in homes):
+                problems.append("crate home in %s: %s names %s (only %s may)" % (rel, short(p), name, ", ".join(homes)))
+    for p, text in every_file.items():
         for path, line, name, lines in long_functions(p, text):
             problems.append("long function: %s:%d fn %s is %d lines (max %d)" % (short(path), line, name, lines, MAX_FN_LINES))
     return problems
@@ -398,21 +446,24 @@ def self_test():
         long_body = "".join("    let _x%d = %d;\n" % (i, i) for i in range(MAX_FN_LINES + 5))
         bad = crate("bad", {
             "lib.rs": "mod low;\nmod high;\n",
-            "low.rs": "use crate::high::{H};\npub struct L;\n// crate::not::code\n",
+            "low.rs": "use crate::high::{H};\npub struct L;\n// crate::not::code\n"
+                      "fn db() { let _ = rusqlite::Connection::open_in_memory(); }\n",
             "high.rs": "pub struct H;\npub fn f() -> crate::low::L { crate::low::L }\n"
                        "fn long() {\n" + long_body + "}\n"
                        "#[cfg(test)]\nmod tests {\n    fn t() {\n" + long_body + "    }\n}\n",
         })
-        found = analyse(bad, {"low": {"high"}})
+        found = analyse(bad, {"low": {"high"}}, homes={"rusqlite": ["high.rs"]})
         kinds = sorted(p.split(":")[0] for p in found)
-        assert kinds == ["import circle in %s" % bad, "layer rule in %s" % bad, "long function"], found
+        assert kinds == [
+            "crate home in %s" % bad, "import circle in %s" % bad, "layer rule in %s" % bad, "long function",
+        ], found
         good = crate("good", {
             "lib.rs": "pub mod ship;\n",
             "ship/mod.rs": "mod a;\nmod b;\npub use a::A;\npub use b::B;\npub const LIMIT: u32 = 1;\n",
             "ship/a.rs": "use crate::ship::B;\nuse super::LIMIT;\npub struct A;\n",
             "ship/b.rs": "pub struct B;\n",
         })
-        found = analyse(good, {})
+        found = analyse(good, {}, homes={})
         assert found == [], found
 
 

@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/tools.sh
 . scripts/tools.sh
 
+echo "== structure: import circles, layers, function length (scripts/check-structure.py)"
+python3 scripts/check-structure.py --self-test
+python3 scripts/check-structure.py
+echo "== dependency rules of proto, sink core and durable (scripts/check-deps.sh)"
+./scripts/check-deps.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings are errors)"
