@@ -169,6 +169,19 @@ pub fn aggregate(
 ) -> Aggregation {
     let scoped = scope == CloudWatchScope::PerHost;
     let mut skipped = Skipped::default();
+    let groups = group(write, scoped, selection, &mut skipped);
+    let sets = statistic_sets(groups, &write.host, &mut skipped);
+    Aggregation { sets, skipped }
+}
+
+/// The accumulators of [`aggregate`]'s groups: every point `selection` selects, by series and
+/// minute, then the fleet totals; the points left out are counted in `skipped`.
+fn group<'a>(
+    write: &'a MetricWrite,
+    scoped: bool,
+    selection: &MetricSelection,
+    skipped: &mut Skipped,
+) -> BTreeMap<GroupKey<'a>, Accumulator> {
     let host_accepted = !scoped || dimension_value_accepted(&write.host);
     let oldest = write.received_ms.saturating_sub(MAX_AGE_MS);
     let newest = write.received_ms.saturating_add(MAX_AHEAD_MS);
@@ -240,7 +253,16 @@ pub fn aggregate(
             );
         }
     }
+    groups
+}
 
+/// One statistic set per group, leaving out (and counting in `skipped`) the groups whose
+/// dimensions or sum CloudWatch refuses; `host` is the value of the `Host` dimension.
+fn statistic_sets(
+    groups: BTreeMap<GroupKey<'_>, Accumulator>,
+    host: &str,
+    skipped: &mut Skipped,
+) -> Vec<StatisticSet> {
     let mut parsed: HashMap<&str, Result<Pairs, Refused>> = HashMap::new();
     let mut sets = Vec::with_capacity(groups.len());
     for ((minute_ms, host_scoped, dims_json, name), acc) in groups {
@@ -265,7 +287,7 @@ pub fn aggregate(
         }
         let mut dimensions = Vec::with_capacity(dims.len() + 1);
         if host_scoped {
-            dimensions.push((HOST_DIMENSION.to_owned(), write.host.clone()));
+            dimensions.push((HOST_DIMENSION.to_owned(), host.to_owned()));
         }
         dimensions.extend(dims.iter().cloned());
         sets.push(StatisticSet {
@@ -280,7 +302,7 @@ pub fn aggregate(
             values: acc.values,
         });
     }
-    Aggregation { sets, skipped }
+    sets
 }
 
 /// The start of `ts_ms`'s minute.
