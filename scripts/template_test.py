@@ -328,9 +328,9 @@ class Translated(unittest.TestCase):
             rust_const("agent/src/telemetry/points.rs", "HEARTBEAT"),
             rust_const("agent/src/telemetry/points.rs", "LOG_LINES"),
             rust_const("agent/src/telemetry/points.rs", "LOG_ERROR_LINES"),
-            rust_const("sink/src/health/report.rs", "METRIC_SILENT_HOSTS"),
-            rust_const("sink/src/health/report.rs", "METRIC_HEALTH_CHECKS"),
-            rust_const("sink/src/health/report.rs", "METRIC_HOSTS_REPORTING"),
+            rust_const("sink/core/src/health.rs", "METRIC_SILENT_HOSTS"),
+            rust_const("sink/core/src/health.rs", "METRIC_HEALTH_CHECKS"),
+            rust_const("sink/core/src/health.rs", "METRIC_HOSTS_REPORTING"),
         }
         host_rs = (ROOT / "agent/src/collect/host.rs").read_text()
         text = json.dumps(of_type("AWS::CloudWatch::Alarm")) + json.dumps(RES["Dashboard"])
@@ -350,7 +350,7 @@ class Translated(unittest.TestCase):
         self.assertEqual(selection["cpu.utilization"], {(("cpu", "total"),)}, "cpu-high reads cpu=total")
         self.assertEqual(selection["memory.utilization"], None, "every dimension set")
         self.assertIn("cpu = 'total'", text)
-        lambda_rs = (ROOT / "sink/src/front/lambda.rs").read_text()
+        lambda_rs = (ROOT / "sink/src/front/lambda/health.rs").read_text()
         self.assertIn('HEALTH_CHECK_EVENT: (&str, &str) = ("outpost", "health-check")', lambda_rs)
 
     def test_alarm_set_and_missing_data(self):
