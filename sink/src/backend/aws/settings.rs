@@ -99,120 +99,152 @@ impl AwsSettings {
                 message: format!("is not set; it names the {what}"),
             })
         };
-        let bucket = required(ENV_BUCKET, "S3 bucket for the logs")?;
-        let table = required(ENV_TABLE, "DynamoDB table for the metrics")?;
-        let namespace = get(ENV_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
-        if namespace.len() > 255 || namespace.starts_with(':') || namespace.starts_with("AWS/") {
-            return Err(ConfigError::Env {
-                var: ENV_NAMESPACE,
-                message: format!(
-                    "`{namespace}` is not a custom namespace (1 to 255 characters, not `AWS/...`)"
-                ),
-            });
-        }
-        let cloudwatch = match get(ENV_CLOUDWATCH_MODE).as_deref() {
-            None if get(ENV_LAMBDA_FUNCTION_NAME).is_some() => CloudWatchMode::Emf,
-            None => CloudWatchMode::PutMetricData,
-            Some("emf") => CloudWatchMode::Emf,
-            Some("put_metric_data") => CloudWatchMode::PutMetricData,
-            Some("off") => CloudWatchMode::Off,
-            Some(other) => {
-                return Err(ConfigError::Env {
-                    var: ENV_CLOUDWATCH_MODE,
-                    message: format!("`{other}` is not one of emf, put_metric_data, off"),
-                });
-            }
-        };
-        let scope = match get(ENV_CLOUDWATCH_SCOPE).as_deref() {
-            None | Some("per_host") => CloudWatchScope::PerHost,
-            Some("fleet") => CloudWatchScope::Fleet,
-            Some(other) => {
-                return Err(ConfigError::Env {
-                    var: ENV_CLOUDWATCH_SCOPE,
-                    message: format!("`{other}` is not one of per_host, fleet"),
-                });
-            }
-        };
-        let selection = match get(ENV_CLOUDWATCH_METRICS) {
-            None => MetricSelection::all(),
-            Some(v) => MetricSelection::parse(&v).map_err(|error| ConfigError::Env {
-                var: ENV_CLOUDWATCH_METRICS,
-                message: error.to_string(),
-            })?,
-        };
-        let retention_days = match get(ENV_RETENTION_DAYS) {
-            None => DEFAULT_RETENTION_DAYS,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|d| (1..=36_500).contains(d))
-                .ok_or_else(|| ConfigError::Env {
-                    var: ENV_RETENTION_DAYS,
-                    message: format!("`{v}` is not a number of days from 1 to 36500"),
-                })?,
-        };
-        let encryption = match get(ENV_S3_SSE).as_deref() {
-            None | Some("AES256") => {
-                if get(ENV_S3_KMS_KEY_ID).is_some() {
-                    return Err(ConfigError::Env {
-                        var: ENV_S3_KMS_KEY_ID,
-                        message: format!("is set but {ENV_S3_SSE} is not `aws:kms`"),
-                    });
-                }
-                Encryption::S3Managed
-            }
-            Some("aws:kms") => Encryption::Kms {
-                key_id: get(ENV_S3_KMS_KEY_ID),
-            },
-            Some(other) => {
-                return Err(ConfigError::Env {
-                    var: ENV_S3_SSE,
-                    message: format!("`{other}` is not one of AES256, aws:kms"),
-                });
-            }
-        };
-        let defaults = Thresholds::default();
-        let silent_after_minutes = match get(ENV_SILENT_AFTER_MINUTES) {
-            None => defaults.silent_after_minutes,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|m| (1..=MAX_SILENT_AFTER_MINUTES).contains(m))
-                .ok_or_else(|| ConfigError::Env {
-                    var: ENV_SILENT_AFTER_MINUTES,
-                    message: format!(
-                        "`{v}` is not a number of minutes from 1 to {MAX_SILENT_AFTER_MINUTES}"
-                    ),
-                })?,
-        };
-        let percent = |var: &'static str, default: f64| match get(var) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<f64>()
-                .ok()
-                .filter(|p| (0.0..=100.0).contains(p))
-                .ok_or_else(|| ConfigError::Env {
-                    var,
-                    message: format!("`{v}` is not a percentage from 0 to 100"),
-                }),
-        };
-        let health = Thresholds {
-            silent_after_minutes,
-            cpu_percent: percent(ENV_CPU_THRESHOLD, defaults.cpu_percent)?,
-            memory_percent: percent(ENV_MEMORY_THRESHOLD, defaults.memory_percent)?,
-        };
+        // In this order: the first problem found is the one reported.
         Ok(Self {
-            bucket,
-            table,
-            namespace,
-            cloudwatch,
-            scope,
-            selection,
-            retention_days,
-            encryption,
-            health,
+            bucket: required(ENV_BUCKET, "S3 bucket for the logs")?,
+            table: required(ENV_TABLE, "DynamoDB table for the metrics")?,
+            namespace: namespace(&get)?,
+            cloudwatch: cloudwatch_mode(&get)?,
+            scope: cloudwatch_scope(&get)?,
+            selection: selection(&get)?,
+            retention_days: retention_days(&get)?,
+            encryption: encryption(&get)?,
+            health: health_thresholds(&get)?,
         })
     }
+}
+
+/// A variable's trimmed value, `None` when unset or empty.
+type Get<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+/// `OUTPOST_METRICS_NAMESPACE`: a custom CloudWatch namespace.
+fn namespace(get: &Get<'_>) -> Result<String, ConfigError> {
+    let namespace = get(ENV_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    if namespace.len() > 255 || namespace.starts_with(':') || namespace.starts_with("AWS/") {
+        return Err(ConfigError::Env {
+            var: ENV_NAMESPACE,
+            message: format!(
+                "`{namespace}` is not a custom namespace (1 to 255 characters, not `AWS/...`)"
+            ),
+        });
+    }
+    Ok(namespace)
+}
+
+/// `OUTPOST_CLOUDWATCH_MODE`: EMF by default in Lambda, `PutMetricData` elsewhere.
+fn cloudwatch_mode(get: &Get<'_>) -> Result<CloudWatchMode, ConfigError> {
+    Ok(match get(ENV_CLOUDWATCH_MODE).as_deref() {
+        None if get(ENV_LAMBDA_FUNCTION_NAME).is_some() => CloudWatchMode::Emf,
+        None => CloudWatchMode::PutMetricData,
+        Some("emf") => CloudWatchMode::Emf,
+        Some("put_metric_data") => CloudWatchMode::PutMetricData,
+        Some("off") => CloudWatchMode::Off,
+        Some(other) => {
+            return Err(ConfigError::Env {
+                var: ENV_CLOUDWATCH_MODE,
+                message: format!("`{other}` is not one of emf, put_metric_data, off"),
+            });
+        }
+    })
+}
+
+/// `OUTPOST_CLOUDWATCH_SCOPE`: per host by default.
+fn cloudwatch_scope(get: &Get<'_>) -> Result<CloudWatchScope, ConfigError> {
+    Ok(match get(ENV_CLOUDWATCH_SCOPE).as_deref() {
+        None | Some("per_host") => CloudWatchScope::PerHost,
+        Some("fleet") => CloudWatchScope::Fleet,
+        Some(other) => {
+            return Err(ConfigError::Env {
+                var: ENV_CLOUDWATCH_SCOPE,
+                message: format!("`{other}` is not one of per_host, fleet"),
+            });
+        }
+    })
+}
+
+/// `OUTPOST_CLOUDWATCH_METRICS`: every series when unset.
+fn selection(get: &Get<'_>) -> Result<MetricSelection, ConfigError> {
+    Ok(match get(ENV_CLOUDWATCH_METRICS) {
+        None => MetricSelection::all(),
+        Some(v) => MetricSelection::parse(&v).map_err(|error| ConfigError::Env {
+            var: ENV_CLOUDWATCH_METRICS,
+            message: error.to_string(),
+        })?,
+    })
+}
+
+/// `OUTPOST_METRICS_RETENTION_DAYS`.
+fn retention_days(get: &Get<'_>) -> Result<u32, ConfigError> {
+    Ok(match get(ENV_RETENTION_DAYS) {
+        None => DEFAULT_RETENTION_DAYS,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|d| (1..=36_500).contains(d))
+            .ok_or_else(|| ConfigError::Env {
+                var: ENV_RETENTION_DAYS,
+                message: format!("`{v}` is not a number of days from 1 to 36500"),
+            })?,
+    })
+}
+
+/// `OUTPOST_S3_SSE` and `OUTPOST_S3_KMS_KEY_ID`.
+fn encryption(get: &Get<'_>) -> Result<Encryption, ConfigError> {
+    Ok(match get(ENV_S3_SSE).as_deref() {
+        None | Some("AES256") => {
+            if get(ENV_S3_KMS_KEY_ID).is_some() {
+                return Err(ConfigError::Env {
+                    var: ENV_S3_KMS_KEY_ID,
+                    message: format!("is set but {ENV_S3_SSE} is not `aws:kms`"),
+                });
+            }
+            Encryption::S3Managed
+        }
+        Some("aws:kms") => Encryption::Kms {
+            key_id: get(ENV_S3_KMS_KEY_ID),
+        },
+        Some(other) => {
+            return Err(ConfigError::Env {
+                var: ENV_S3_SSE,
+                message: format!("`{other}` is not one of AES256, aws:kms"),
+            });
+        }
+    })
+}
+
+/// The health check's thresholds: `OUTPOST_SILENT_AFTER_MINUTES`, `OUTPOST_CPU_THRESHOLD` and
+/// `OUTPOST_MEMORY_THRESHOLD`.
+fn health_thresholds(get: &Get<'_>) -> Result<Thresholds, ConfigError> {
+    let defaults = Thresholds::default();
+    let silent_after_minutes = match get(ENV_SILENT_AFTER_MINUTES) {
+        None => defaults.silent_after_minutes,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|m| (1..=MAX_SILENT_AFTER_MINUTES).contains(m))
+            .ok_or_else(|| ConfigError::Env {
+                var: ENV_SILENT_AFTER_MINUTES,
+                message: format!(
+                    "`{v}` is not a number of minutes from 1 to {MAX_SILENT_AFTER_MINUTES}"
+                ),
+            })?,
+    };
+    let percent = |var: &'static str, default: f64| match get(var) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|p| (0.0..=100.0).contains(p))
+            .ok_or_else(|| ConfigError::Env {
+                var,
+                message: format!("`{v}` is not a percentage from 0 to 100"),
+            }),
+    };
+    Ok(Thresholds {
+        silent_after_minutes,
+        cpu_percent: percent(ENV_CPU_THRESHOLD, defaults.cpu_percent)?,
+        memory_percent: percent(ENV_MEMORY_THRESHOLD, defaults.memory_percent)?,
+    })
 }
 
 /// Largest `OUTPOST_SILENT_AFTER_MINUTES`: a week.
