@@ -121,7 +121,7 @@ fn encode(
             max_frame_len,
             &mut || seq.allocate(),
         )
-        .map_err(|e| io_err("encoding a batch", e))?;
+        .map_err(encode_err)?;
         let frames = encoded.frames.into_iter().map(|f| f.bytes).collect();
         (frames, encoded.buffer)
     };
@@ -184,8 +184,10 @@ pub struct Writer {
 const PRUNE_AFTER: Duration = Duration::from_secs(2 * 3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-fn io_err(what: &str, e: impl std::fmt::Display) -> AgentError {
-    AgentError::Internal(format!("{what}: {e}"))
+/// A batch that could not be encoded into frames: the encoder failed, or persisting the next
+/// sequence-number lease did (`encode_frames` reports both as an `io::Error`).
+fn encode_err(e: std::io::Error) -> AgentError {
+    AgentError::Internal(format!("encoding a batch: {e}"))
 }
 
 impl Writer {
