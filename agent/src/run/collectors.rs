@@ -1,6 +1,6 @@
 //! The collector threads: the log tailer, the host sampler and the custom inputs.
 
-use super::Item;
+use super::Collected;
 use crate::collect::custom::CustomRunner;
 use crate::collect::host::HostSampler;
 use crate::collect::logs::tailer::{Stopped, TailChunk, TailStats, Tailer};
@@ -71,7 +71,7 @@ fn patterns(inputs: &[LogInput]) -> Vec<String> {
 pub fn spawn_tailer(
     mut tailer: Tailer,
     config: &Config,
-    tx: mpsc::Sender<Item>,
+    tx: mpsc::Sender<Collected>,
     counters: Arc<Counters>,
 ) -> Result<(std::thread::JoinHandle<TailStats>, TailControl), AgentError> {
     let (mut watcher, wake) = DirWatcher::new(
@@ -106,7 +106,8 @@ pub fn spawn_tailer(
                         u64::from(chunk.errors),
                     );
                 }
-                tx.blocking_send(Item::Logs(chunk)).map_err(|_| Stopped)
+                tx.blocking_send(Collected::Logs(chunk))
+                    .map_err(|_| Stopped)
             };
             let was_behind = tailer.is_behind();
             let polled = tailer.poll(Instant::now(), super::unix_ms(), &mut emit);
@@ -120,7 +121,7 @@ pub fn spawn_tailer(
             settling |= was_behind && !tailer.is_behind();
             if settling && tailer.deadline().is_none() {
                 settling = false;
-                if tx.blocking_send(Item::CaughtUp).is_err() {
+                if tx.blocking_send(Collected::CaughtUp).is_err() {
                     break;
                 }
             }
@@ -132,7 +133,9 @@ pub fn spawn_tailer(
             if last_keepalive.is_none_or(|t| t.elapsed() >= CHECKPOINT_KEEPALIVE) {
                 last_keepalive = Some(Instant::now());
                 let positions = tailer.positions();
-                if !positions.is_empty() && tx.blocking_send(Item::Positions(positions)).is_err() {
+                if !positions.is_empty()
+                    && tx.blocking_send(Collected::Positions(positions)).is_err()
+                {
                     break;
                 }
             }
@@ -151,7 +154,7 @@ pub fn spawn_tailer(
 pub fn spawn_sampler(
     mut sampler: HostSampler,
     interval: Duration,
-    tx: mpsc::Sender<Item>,
+    tx: mpsc::Sender<Collected>,
     counters: Arc<Counters>,
 ) -> Result<Sampler, AgentError> {
     let (wake, wait) = std_mpsc::channel::<Wake>();
@@ -199,7 +202,7 @@ impl CustomThread {
 /// Problems are counted in `counters` too (`agent.custom_errors`).
 pub fn spawn_custom(
     mut runner: CustomRunner,
-    tx: mpsc::Sender<Item>,
+    tx: mpsc::Sender<Collected>,
     counters: Arc<Counters>,
 ) -> Result<CustomThread, AgentError> {
     let (wake, wait) = std_mpsc::channel::<Wake>();
@@ -280,12 +283,12 @@ impl MetricBacklog {
     }
 
     /// Hand the pipeline every queued run it takes now, oldest first.
-    fn send(&mut self, tx: &mpsc::Sender<Item>) -> Result<(), Closed> {
+    fn send(&mut self, tx: &mpsc::Sender<Collected>) -> Result<(), Closed> {
         while let Some(points) = self.runs.pop_front() {
-            match tx.try_send(Item::Metrics(points)) {
+            match tx.try_send(Collected::Metrics(points)) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(item)) => {
-                    if let Item::Metrics(points) = item {
+                    if let Collected::Metrics(points) = item {
                         self.runs.push_front(points);
                     }
                     return Ok(());

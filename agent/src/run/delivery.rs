@@ -6,7 +6,7 @@
 
 use super::envelope;
 use crate::error::AgentError;
-use crate::ship::{Delivery as Outcome, GroupLimits, Item, ShipStats, Shipper};
+use crate::ship::{FrameOutcome, GroupLimits, ShipStats, Shipper, SpooledFrame};
 use crate::spool::{Entry, Spool};
 use crate::state::atomic::write_atomic;
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ pub struct DeliveryStats {
 }
 
 /// Reads the spool and delivers.
-pub struct Delivery {
+pub struct DeliveryTask {
     pub spool: Arc<Mutex<Spool>>,
     pub shipper: Shipper,
     pub dead_letter_dir: PathBuf,
@@ -48,7 +48,7 @@ fn spool_err(e: impl std::fmt::Display) -> AgentError {
     AgentError::Spool(e.to_string())
 }
 
-impl Delivery {
+impl DeliveryTask {
     /// Deliver until shutdown has begun and either everything spooled is delivered once the
     /// writer finished (`writer_done`), or the drain time is up.
     pub async fn run(
@@ -58,7 +58,7 @@ impl Delivery {
         let limits = self.shipper.limits();
         // The last entry read from the spool, and one read that did not fit the last group.
         let mut last: Option<u64> = None;
-        let mut carry: Option<Item> = None;
+        let mut carry: Option<SpooledFrame> = None;
         let spooled_notify = self.spooled.clone();
         loop {
             let spooled = spooled_notify.notified();
@@ -99,11 +99,11 @@ impl Delivery {
             let mut abandoned = false;
             for (item, outcome) in group.iter().zip(outcomes) {
                 match outcome {
-                    Outcome::Delivered => {}
-                    Outcome::Rejected { status, reason } => {
+                    FrameOutcome::Delivered => {}
+                    FrameOutcome::Rejected { status, reason } => {
                         self.dead_letter(item.id, status, &reason, &item.frame)?;
                     }
-                    Outcome::Abandoned => {
+                    FrameOutcome::Abandoned => {
                         abandoned = true;
                         break;
                     }
@@ -143,8 +143,8 @@ impl Delivery {
         &self,
         limits: GroupLimits,
         last: &mut Option<u64>,
-        carry: &mut Option<Item>,
-    ) -> Result<Vec<Item>, AgentError> {
+        carry: &mut Option<SpooledFrame>,
+    ) -> Result<Vec<SpooledFrame>, AgentError> {
         let mut group = Vec::new();
         let mut bytes = 0;
         if let Some(item) = carry.take() {
@@ -157,7 +157,7 @@ impl Delivery {
                     break;
                 };
                 *last = Some(entry.id);
-                let item = item(entry);
+                let item = spooled_frame(entry);
                 let cost = limits.cost(item.frame.len());
                 if !limits.admits(group.len(), bytes, cost) {
                     *carry = Some(item);
@@ -200,7 +200,7 @@ impl Delivery {
 }
 
 /// A spool entry as a frame to deliver.
-fn item(entry: Entry) -> Item {
+fn spooled_frame(entry: Entry) -> SpooledFrame {
     let id = entry.id;
     let payload = bytes::Bytes::from(entry.payload);
     let frame = match envelope::frame_range(&payload) {
@@ -218,5 +218,5 @@ fn item(entry: Entry) -> Item {
     } else {
         outpost_proto::parse_header(&frame).map_or(0, |h| u64::from(h.record_count))
     };
-    Item { id, records, frame }
+    SpooledFrame { id, records, frame }
 }

@@ -96,7 +96,7 @@ impl RunSummary {
 }
 
 /// What collectors hand the batcher.
-enum Item {
+enum Collected {
     Logs(TailChunk),
     Metrics(Vec<MetricPoint>),
     /// The tailer read a backlog to its end (it had stopped at its read budget before).
@@ -143,7 +143,7 @@ pub async fn run(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (checkpointed_tx, checkpointed_rx) = watch::channel(state.checkpointed_through);
 
-    let (item_tx, item_rx) = mpsc::channel::<Item>(ITEM_CHANNEL);
+    let (item_tx, item_rx) = mpsc::channel::<Collected>(ITEM_CHANNEL);
     let collectors = Collectors::spawn(
         &config,
         &state.checkpoints,
@@ -174,7 +174,7 @@ pub async fn run(
         .run(encoded_rx),
     );
     let mut delivery = tokio::spawn(
-        delivery::Delivery {
+        delivery::DeliveryTask {
             spool: spool.clone(),
             shipper: Shipper::new(sender, config.agent.shutdown_timeout, shutdown_rx.clone()),
             dead_letter_dir: state_dir.join("dead-letter"),
@@ -353,7 +353,7 @@ impl Collectors {
         checkpoints: &CheckpointStore,
         first_start: bool,
         sampler: Option<(HostSampler, std::time::Duration)>,
-        items: mpsc::Sender<Item>,
+        items: mpsc::Sender<Collected>,
         counters: &Arc<Counters>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<Self, AgentError> {
@@ -437,7 +437,7 @@ impl Collectors {
 #[allow(clippy::type_complexity)]
 fn spawn_batcher_and_encoder(
     config: &Config,
-    items: mpsc::Receiver<Item>,
+    items: mpsc::Receiver<Collected>,
     ident: AgentIdentity,
     seq: SeqAllocator,
 ) -> Result<
@@ -632,7 +632,7 @@ fn positions_only(
 /// only the records it holds, so a crash after spooling it re-reads nothing it carried).
 async fn batch_loop(
     mut batcher: Batcher,
-    mut items: mpsc::Receiver<Item>,
+    mut items: mpsc::Receiver<Collected>,
     out: mpsc::Sender<Closed>,
     recycled: std::sync::mpsc::Receiver<Vec<u8>>,
 ) {
@@ -653,7 +653,7 @@ async fn batch_loop(
         };
         tokio::select! {
             item = items.recv() => match item {
-                Some(Item::Logs(chunk)) => {
+                Some(Collected::Logs(chunk)) => {
                     let now = Instant::now();
                     let TailChunk { source, service, lines, position, .. } = chunk;
                     if lines.is_empty() {
@@ -687,7 +687,7 @@ async fn batch_loop(
                         }
                     }
                 }
-                Some(Item::Metrics(points)) => {
+                Some(Collected::Metrics(points)) => {
                     // One sample's points go into one batch (Batcher::push_metrics).
                     for error in batcher.push_metrics(points, Instant::now(), &mut closed) {
                         tracing::error!(%error, "dropping a metric point no frame can carry");
@@ -696,10 +696,10 @@ async fn batch_loop(
                         ready.push(close(records, std::mem::take(&mut open_positions), true));
                     }
                 }
-                Some(Item::Positions(positions)) => {
+                Some(Collected::Positions(positions)) => {
                     positions_only(&batcher, &mut open_positions, &mut ready, positions);
                 }
-                Some(Item::CaughtUp) => {
+                Some(Collected::CaughtUp) => {
                     if let Some(records) = batcher.flush() {
                         ready.push(close(records, std::mem::take(&mut open_positions), false));
                     }
@@ -801,9 +801,12 @@ mod tests {
         let task = tokio::spawn(batch_loop(Batcher::new(limits), rx, out_tx, recycle_rx));
 
         // Nothing batched: the positions make a batch of their own, without records.
-        tx.send(Item::Positions(vec![pos("/a", 1, 10), pos("/b", 2, 20)]))
-            .await
-            .unwrap();
+        tx.send(Collected::Positions(vec![
+            pos("/a", 1, 10),
+            pos("/b", 2, 20),
+        ]))
+        .await
+        .unwrap();
         let alone = out.recv().await.unwrap();
         assert!(alone.records.is_empty());
         assert_eq!(alone.positions, [pos("/a", 1, 10), pos("/b", 2, 20)]);
@@ -816,8 +819,10 @@ mod tests {
             unit: Unit::Count,
             dimensions: vec![],
         };
-        tx.send(Item::Metrics(vec![point.clone()])).await.unwrap();
-        tx.send(Item::Positions(vec![pos("/a", 1, 30)]))
+        tx.send(Collected::Metrics(vec![point.clone()]))
+            .await
+            .unwrap();
+        tx.send(Collected::Positions(vec![pos("/a", 1, 30)]))
             .await
             .unwrap();
         drop(tx);
@@ -847,18 +852,18 @@ mod tests {
             dimensions: vec![],
         };
         // Two records fill a batch: it closes full (traffic; the encoder keeps its context).
-        tx.send(Item::Metrics(vec![point(1), point(2), point(3)]))
+        tx.send(Collected::Metrics(vec![point(1), point(2), point(3)]))
             .await
             .unwrap();
         let filled = out.recv().await.unwrap();
         assert_eq!(filled.records.len(), 2);
         assert!(filled.full);
         // A flush (caught up, shutdown) and positions alone are not full.
-        tx.send(Item::CaughtUp).await.unwrap();
+        tx.send(Collected::CaughtUp).await.unwrap();
         let flushed = out.recv().await.unwrap();
         assert_eq!(flushed.records.len(), 1);
         assert!(!flushed.full);
-        tx.send(Item::Positions(vec![pos("/a", 1, 10)]))
+        tx.send(Collected::Positions(vec![pos("/a", 1, 10)]))
             .await
             .unwrap();
         assert!(!out.recv().await.unwrap().full);

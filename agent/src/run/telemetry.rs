@@ -1,7 +1,7 @@
 //! The telemetry task: every `telemetry.interval`, the agent's counters as metric points (with
 //! the heartbeat) into the pipeline like any other metrics; and the optional Prometheus endpoint.
 
-use super::Item;
+use super::Collected;
 use crate::telemetry::{Counters, Snapshot, points};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 pub async fn emit_loop(
     counters: Arc<Counters>,
     interval: Duration,
-    tx: mpsc::Sender<Item>,
+    tx: mpsc::Sender<Collected>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -25,7 +25,7 @@ pub async fn emit_loop(
             _ = shutdown.wait_for(|&stopping| stopping) => return,
         }
         let cur = counters.snapshot();
-        match tx.try_send(Item::Metrics(points(&prev, &cur, super::unix_ms()))) {
+        match tx.try_send(Collected::Metrics(points(&prev, &cur, super::unix_ms()))) {
             Ok(()) => prev = cur,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::debug!("pipeline busy: self-metrics wait for the next interval");

@@ -31,5 +31,5 @@ pub mod transport;
 
 pub use encode::{Frame, Frames, encode_frames};
 pub use sender::Sender;
-pub use shipper::{Delivery, Item, RETRY_BASE, RETRY_CAP, ShipStats, Shipper};
+pub use shipper::{FrameOutcome, RETRY_BASE, RETRY_CAP, ShipStats, Shipper, SpooledFrame};
 pub use transport::{Failed, GroupLimits, SendError, SetupError, Transport};

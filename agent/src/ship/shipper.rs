@@ -32,7 +32,7 @@ pub struct ShipStats {
 
 /// A spooled frame to deliver.
 #[derive(Debug, Clone)]
-pub struct Item {
+pub struct SpooledFrame {
     /// Its spool entry.
     pub id: u64,
     /// Records in it.
@@ -43,7 +43,7 @@ pub struct Item {
 
 /// How one frame's delivery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
+pub enum FrameOutcome {
     /// The sink acknowledged the frame (or there was nothing to send).
     Delivered,
     /// The sink refused it for good (400, 413, a `ValidationException`): retrying cannot help.
@@ -104,12 +104,12 @@ impl<T: Transport> Shipper<T> {
     }
 
     /// Deliver a group of frames (within [`Shipper::limits`]); one outcome for each, in order.
-    pub async fn deliver(&mut self, items: &[Item]) -> Vec<Delivery> {
-        let mut outcomes: Vec<Option<Delivery>> = vec![None; items.len()];
+    pub async fn deliver(&mut self, items: &[SpooledFrame]) -> Vec<FrameOutcome> {
+        let mut outcomes: Vec<Option<FrameOutcome>> = vec![None; items.len()];
         let mut todo = Vec::new();
         for (i, item) in items.iter().enumerate() {
             if item.frame.is_empty() {
-                outcomes[i] = Some(Delivery::Delivered);
+                outcomes[i] = Some(FrameOutcome::Delivered);
             } else if let Some(reason) = self.sender.refuse(&item.frame) {
                 outcomes[i] = Some(self.rejected(item, 413, reason));
             } else {
@@ -185,11 +185,11 @@ impl<T: Transport> Shipper<T> {
         }
         outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(Delivery::Abandoned))
+            .map(|o| o.unwrap_or(FrameOutcome::Abandoned))
             .collect()
     }
 
-    fn delivered(&mut self, item: &Item) -> Delivery {
+    fn delivered(&mut self, item: &SpooledFrame) -> FrameOutcome {
         tracing::debug!(
             id = item.id,
             records = item.records,
@@ -198,13 +198,13 @@ impl<T: Transport> Shipper<T> {
         );
         self.stats.frames_sent += 1;
         self.stats.records_sent += item.records;
-        Delivery::Delivered
+        FrameOutcome::Delivered
     }
 
-    fn rejected(&mut self, item: &Item, status: u16, reason: String) -> Delivery {
+    fn rejected(&mut self, item: &SpooledFrame, status: u16, reason: String) -> FrameOutcome {
         tracing::error!(id = item.id, records = item.records, status, %reason, "sink rejected the frame");
         self.stats.records_rejected += item.records;
-        Delivery::Rejected { status, reason }
+        FrameOutcome::Rejected { status, reason }
     }
 
     /// Wait before the next attempt (less when the drain time ends first; woken when
@@ -286,9 +286,9 @@ mod tests {
     type Calls = Arc<Mutex<Vec<Vec<u8>>>>;
 
     /// Frames whose first byte names them; the mock records each call's names.
-    fn items(n: u8) -> Vec<Item> {
+    fn items(n: u8) -> Vec<SpooledFrame> {
         (0..n)
-            .map(|i| Item {
+            .map(|i| SpooledFrame {
                 id: u64::from(i) + 1,
                 records: 10,
                 frame: Bytes::from(vec![i; 8]),
@@ -340,7 +340,7 @@ mod tests {
             }
         });
         let out = s.deliver(&items(5)).await;
-        assert_eq!(out, vec![Delivery::Delivered; 5]);
+        assert_eq!(out, vec![FrameOutcome::Delivered; 5]);
         assert_eq!(*calls.lock().unwrap(), [vec![0, 1, 2, 3, 4], vec![1, 3]]);
         let st = s.stats();
         assert_eq!((st.frames_sent, st.records_sent, st.retries), (5, 50, 1));
@@ -359,18 +359,18 @@ mod tests {
             }
         });
         let out = s.deliver(&items(5)).await;
-        let rejected = Delivery::Rejected {
+        let rejected = FrameOutcome::Rejected {
             status: 400,
             reason: "ValidationException".into(),
         };
         assert_eq!(
             out,
             [
-                Delivery::Delivered,
-                Delivery::Delivered,
+                FrameOutcome::Delivered,
+                FrameOutcome::Delivered,
                 rejected,
-                Delivery::Delivered,
-                Delivery::Delivered
+                FrameOutcome::Delivered,
+                FrameOutcome::Delivered
             ]
         );
         // Each good frame was taken exactly once.
@@ -399,7 +399,7 @@ mod tests {
         });
         let started = Instant::now();
         let out = s.deliver(&items(2)).await;
-        assert_eq!(out, vec![Delivery::Delivered; 2]);
+        assert_eq!(out, vec![FrameOutcome::Delivered; 2]);
         assert_eq!(calls.lock().unwrap().len(), 6);
         assert_eq!(s.stats().retries, 5);
         // Backed off: 125 ms + 250 ms + 500 ms + 1 s + 2 s at the least (equal jitter).
@@ -413,8 +413,8 @@ mod tests {
         group[0].frame = Bytes::from(vec![7; 101]);
         group[1].frame = Bytes::new();
         let out = s.deliver(&group).await;
-        assert!(matches!(out[0], Delivery::Rejected { status: 413, .. }));
-        assert_eq!(out[1..], [Delivery::Delivered, Delivery::Delivered]);
+        assert!(matches!(out[0], FrameOutcome::Rejected { status: 413, .. }));
+        assert_eq!(out[1..], [FrameOutcome::Delivered, FrameOutcome::Delivered]);
         assert_eq!(*calls.lock().unwrap(), [vec![2]]);
     }
 
@@ -437,9 +437,9 @@ mod tests {
         assert_eq!(
             out,
             [
-                Delivery::Delivered,
-                Delivery::Abandoned,
-                Delivery::Abandoned
+                FrameOutcome::Delivered,
+                FrameOutcome::Abandoned,
+                FrameOutcome::Abandoned
             ]
         );
         assert_eq!(s.stats().records_abandoned, 20);
