@@ -418,6 +418,29 @@ impl RuleFile {
         names: &mut BTreeSet<String>,
         issues: &mut Vec<RulesIssue>,
     ) -> Option<Rule> {
+        self.check_series(i, names, issues);
+        let period = self.period(i, issues);
+        self.check_window(i, period, issues);
+        let r = self;
+        let p = period?;
+        Some(Rule {
+            name: r.name,
+            metric: r.metric,
+            denominator: r.denominator,
+            dimensions: r.dimensions,
+            statistic: r.statistic,
+            period_ms: i64::try_from(p.as_millis()).unwrap_or(i64::MAX),
+            comparison: r.comparison,
+            threshold: r.threshold,
+            datapoints_to_alarm: r.datapoints_to_alarm,
+            evaluation_periods: r.evaluation_periods,
+            missing_data: r.missing_data,
+            scope: r.scope,
+        })
+    }
+
+    /// The name (valid, not used before), the metric and the denominator.
+    fn check_series(&self, i: usize, names: &mut BTreeSet<String>, issues: &mut Vec<RulesIssue>) {
         let r = self;
         let mut issue = |location: String, message: String| {
             issues.push(RulesIssue { location, message });
@@ -461,7 +484,16 @@ impl RuleFile {
                 );
             }
         }
-        let period = match duration(&r.period) {
+    }
+
+    /// The period: a whole number of seconds, at least [`MIN_PERIOD`].
+    fn period(&self, i: usize, issues: &mut Vec<RulesIssue>) -> Option<Duration> {
+        let r = self;
+        let mut issue = |location: String, message: String| {
+            issues.push(RulesIssue { location, message });
+        };
+        let key = |field: &str| format!("rule[{i}].{field}");
+        match duration(&r.period) {
             Ok(p) if p < MIN_PERIOD || p.subsec_nanos() != 0 => {
                 issue(
                     key("period"),
@@ -477,7 +509,17 @@ impl RuleFile {
                 issue(key("period"), message);
                 None
             }
+        }
+    }
+
+    /// The threshold and the evaluation window (`datapoints_to_alarm` of `evaluation_periods`,
+    /// within [`MAX_EVALUATION_RANGE`] of the `period`, when it is valid).
+    fn check_window(&self, i: usize, period: Option<Duration>, issues: &mut Vec<RulesIssue>) {
+        let r = self;
+        let mut issue = |location: String, message: String| {
+            issues.push(RulesIssue { location, message });
         };
+        let key = |field: &str| format!("rule[{i}].{field}");
         if !r.threshold.is_finite() {
             issue(key("threshold"), "must be a finite number".into());
         }
@@ -506,21 +548,6 @@ impl RuleFile {
                 ),
             );
         }
-        let p = period?;
-        Some(Rule {
-            name: r.name,
-            metric: r.metric,
-            denominator: r.denominator,
-            dimensions: r.dimensions,
-            statistic: r.statistic,
-            period_ms: i64::try_from(p.as_millis()).unwrap_or(i64::MAX),
-            comparison: r.comparison,
-            threshold: r.threshold,
-            datapoints_to_alarm: m,
-            evaluation_periods: n,
-            missing_data: r.missing_data,
-            scope: r.scope,
-        })
     }
 }
 
