@@ -8,7 +8,7 @@
 //! Layout (version 1): `0x01 | frame_len u32 LE | frame | positions` where positions are a JSON
 //! array of `{"path","dev","ino","fp","fp_len","offset","reset"}` (possibly `[]`).
 
-use crate::state::position::{FileIdentity, Position};
+use crate::state::position::{EnvelopeKeys, FlatIdentity, Position};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -17,10 +17,9 @@ const VERSION: u8 = 1;
 #[derive(Serialize, Deserialize)]
 struct Pos {
     path: String,
-    dev: u64,
-    ino: u64,
-    fp: Option<u64>,
-    fp_len: u32,
+    /// `dev`, `ino`, `fp`, `fp_len`.
+    #[serde(flatten)]
+    identity: FlatIdentity<EnvelopeKeys>,
     offset: u64,
     reset: bool,
 }
@@ -36,10 +35,7 @@ pub fn seal(frame: &[u8], positions: &[Position]) -> Vec<u8> {
         .iter()
         .map(|p| Pos {
             path: p.path.to_string_lossy().into_owned(),
-            dev: p.identity.dev,
-            ino: p.identity.ino,
-            fp: p.identity.fingerprint,
-            fp_len: p.identity.fingerprint_len,
+            identity: p.identity.into(),
             offset: p.offset,
             reset: p.reset,
         })
@@ -71,12 +67,7 @@ pub fn positions(entry: &[u8]) -> Result<Vec<Position>, EnvelopeError> {
         .into_iter()
         .map(|p| Position {
             path: PathBuf::from(p.path),
-            identity: FileIdentity {
-                dev: p.dev,
-                ino: p.ino,
-                fingerprint: p.fp,
-                fingerprint_len: p.fp_len,
-            },
+            identity: p.identity.0,
             offset: p.offset,
             reset: p.reset,
         })
@@ -105,6 +96,7 @@ fn split(entry: &[u8]) -> Result<(&[u8], &[u8]), EnvelopeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::position::FileIdentity;
 
     #[test]
     fn round_trip_and_damage() {
@@ -125,5 +117,42 @@ mod tests {
         assert!(frame_range(&e[..7]).is_err());
         assert!(frame_range(&[2, 0, 0, 0, 0]).is_err());
         assert_eq!(positions(&seal(b"", &[])).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_positions_layout_is_version_1() {
+        // Pinned: entries written by earlier agents sit in spools; the identity's keys are
+        // `fp` and `fp_len` here (not checkpoints.json's).
+        let p = Position {
+            path: "/l/a.log".into(),
+            identity: FileIdentity {
+                dev: 8,
+                ino: 3,
+                fingerprint: Some(42),
+                fingerprint_len: 10,
+            },
+            offset: 7,
+            reset: false,
+        };
+        let e = seal(b"F", std::slice::from_ref(&p));
+        let json = br#"[{"path":"/l/a.log","dev":8,"ino":3,"fp":42,"fp_len":10,"offset":7,"reset":false}]"#;
+        assert_eq!(e, [&[1, 1, 0, 0, 0, b'F'][..], &json[..]].concat());
+        // An entry an earlier agent wrote, with an empty file's identity, still reads.
+        let old = br#"[{"path":"/l/b.log","dev":1,"ino":2,"fp":null,"fp_len":0,"offset":0,"reset":true}]"#;
+        let entry = [&[1, 0, 0, 0, 0][..], &old[..]].concat();
+        assert_eq!(
+            positions(&entry).unwrap(),
+            vec![Position {
+                path: "/l/b.log".into(),
+                identity: FileIdentity {
+                    dev: 1,
+                    ino: 2,
+                    fingerprint: None,
+                    fingerprint_len: 0,
+                },
+                offset: 0,
+                reset: true,
+            }]
+        );
     }
 }

@@ -14,7 +14,7 @@
 //! tracks anyway.
 
 use super::atomic::write_atomic;
-use super::position::{FINGERPRINT_BYTES, FileIdentity};
+use super::position::{CheckpointKeys, FINGERPRINT_BYTES, FileIdentity, FlatIdentity};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -128,10 +128,9 @@ struct FileV1 {
 #[serde(deny_unknown_fields)]
 struct EntryV1 {
     path: String,
-    dev: u64,
-    ino: u64,
-    fingerprint: Option<u64>,
-    fingerprint_len: u32,
+    /// `dev`, `ino`, `fingerprint`, `fingerprint_len`.
+    #[serde(flatten)]
+    identity: FlatIdentity<CheckpointKeys>,
     offset: u64,
     updated_ms: i64,
 }
@@ -165,36 +164,32 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     let file: FileV1 = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let mut entries = BTreeMap::new();
     for e in file.files {
-        if e.fingerprint_len > FINGERPRINT_BYTES {
+        let id = e.identity.0;
+        if id.fingerprint_len > FINGERPRINT_BYTES {
             return Err(format!(
                 "{}: fingerprint_len {} is over {FINGERPRINT_BYTES}",
-                e.path, e.fingerprint_len
+                e.path, id.fingerprint_len
             ));
         }
-        if e.fingerprint.is_none() != (e.fingerprint_len == 0) {
+        if id.fingerprint.is_none() != (id.fingerprint_len == 0) {
             return Err(format!(
                 "{}: fingerprint must be null exactly when fingerprint_len is 0",
                 e.path
             ));
         }
-        if e.fingerprint.is_some_and(|f| f > u64::from(u32::MAX)) {
+        if id.fingerprint.is_some_and(|f| f > u64::from(u32::MAX)) {
             return Err(format!("{}: fingerprint is not a CRC-32C", e.path));
         }
         let cp = Checkpoint {
             path: PathBuf::from(&e.path),
-            identity: FileIdentity {
-                dev: e.dev,
-                ino: e.ino,
-                fingerprint: e.fingerprint,
-                fingerprint_len: e.fingerprint_len,
-            },
+            identity: id,
             offset: e.offset,
             updated_ms: e.updated_ms,
         };
-        if entries.insert((e.dev, e.ino), cp).is_some() {
+        if entries.insert((id.dev, id.ino), cp).is_some() {
             return Err(format!(
                 "{}: a second entry for device {} inode {}",
-                e.path, e.dev, e.ino
+                e.path, id.dev, id.ino
             ));
         }
     }
@@ -399,10 +394,7 @@ impl CheckpointStore {
                 .values()
                 .map(|cp| EntryV1 {
                     path: cp.path.to_string_lossy().into_owned(),
-                    dev: cp.identity.dev,
-                    ino: cp.identity.ino,
-                    fingerprint: cp.identity.fingerprint,
-                    fingerprint_len: cp.identity.fingerprint_len,
+                    identity: cp.identity.into(),
                     offset: cp.offset,
                     updated_ms: cp.updated_ms,
                 })
@@ -490,6 +482,24 @@ mod tests {
     }
 
     #[test]
+    fn a_file_an_earlier_agent_wrote_still_reads() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join(FILE_NAME),
+            "{\"version\":1,\"files\":[{\"path\":\"/l/a.log\",\"dev\":8,\"ino\":3,\
+             \"fingerprint\":42,\"fingerprint_len\":10,\"offset\":7,\"updated_ms\":99},\
+             {\"path\":\"/l/b.log\",\"dev\":8,\"ino\":4,\"fingerprint\":null,\
+             \"fingerprint_len\":0,\"offset\":0,\"updated_ms\":5}]}\n",
+        )
+        .unwrap();
+        let (s, r) = open(d.path());
+        assert_eq!(r, Recovery::Loaded { files: 2 });
+        assert_eq!(s.get(&id(3, Some(42), 10)), Some(7));
+        assert_eq!(s.get(&id(4, None, 0)), Some(0));
+        assert_eq!(s.get_inode(8, 3).map(|cp| cp.updated_ms), Some(99));
+    }
+
+    #[test]
     fn finds_the_entry_of_an_open_file_whose_fingerprint_grew() {
         use crate::state::position::read_identity;
         let d = tempfile::tempdir().unwrap();
@@ -566,6 +576,14 @@ mod tests {
                 entry(1, "6", 3)
             ),
             "{\"version\":1,\"files\":[],\"extra\":true}".to_owned(),
+            format!(
+                "{{\"version\":1,\"files\":[{}]}}",
+                entry(1, "5", 3).replace("}", ",\"extra\":1}")
+            ),
+            format!(
+                "{{\"version\":1,\"files\":[{}]}}",
+                entry(1, "5", 3).replace("\"dev\":1,", "")
+            ),
             "[]".to_owned(),
             String::new(),
         ];

@@ -102,6 +102,116 @@ impl FileIdentity {
     }
 }
 
+/// The names a persisted layout gives a file identity's fields. Shipped layouts are never
+/// edited, and two of them name the fingerprint differently: `checkpoints.json` spells it out
+/// ([`CheckpointKeys`]), the spool entry's positions abbreviate it ([`EnvelopeKeys`]).
+pub trait IdentityKeys {
+    /// The key of [`FileIdentity::fingerprint`].
+    const FINGERPRINT: &'static str;
+    /// The key of [`FileIdentity::fingerprint_len`].
+    const FINGERPRINT_LEN: &'static str;
+    /// All four keys: `dev`, `ino` and the two above.
+    const FIELDS: &'static [&'static str];
+}
+
+/// `checkpoints.json`: `dev`, `ino`, `fingerprint`, `fingerprint_len`.
+pub struct CheckpointKeys;
+
+impl IdentityKeys for CheckpointKeys {
+    const FINGERPRINT: &'static str = "fingerprint";
+    const FINGERPRINT_LEN: &'static str = "fingerprint_len";
+    const FIELDS: &'static [&'static str] = &["dev", "ino", "fingerprint", "fingerprint_len"];
+}
+
+/// A spool entry's positions: `dev`, `ino`, `fp`, `fp_len`.
+pub struct EnvelopeKeys;
+
+impl IdentityKeys for EnvelopeKeys {
+    const FINGERPRINT: &'static str = "fp";
+    const FINGERPRINT_LEN: &'static str = "fp_len";
+    const FIELDS: &'static [&'static str] = &["dev", "ino", "fp", "fp_len"];
+}
+
+/// The one serde representation of a [`FileIdentity`] in a persisted record: its four fields,
+/// in the order `dev`, `ino`, fingerprint, fingerprint length, named by `K`. Records embed it
+/// with `#[serde(flatten)]`, so the fields sit beside the record's own. A missing fingerprint
+/// reads as `None` (an empty file's); the other three are required.
+pub struct FlatIdentity<K>(pub FileIdentity, std::marker::PhantomData<K>);
+
+impl<K> From<FileIdentity> for FlatIdentity<K> {
+    fn from(identity: FileIdentity) -> Self {
+        Self(identity, std::marker::PhantomData)
+    }
+}
+
+impl<K: IdentityKeys> serde::Serialize for FlatIdentity<K> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("FileIdentity", 4)?;
+        s.serialize_field("dev", &self.0.dev)?;
+        s.serialize_field("ino", &self.0.ino)?;
+        s.serialize_field(K::FINGERPRINT, &self.0.fingerprint)?;
+        s.serialize_field(K::FINGERPRINT_LEN, &self.0.fingerprint_len)?;
+        s.end()
+    }
+}
+
+impl<'de, K: IdentityKeys> serde::Deserialize<'de> for FlatIdentity<K> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_struct(
+            "FileIdentity",
+            K::FIELDS,
+            FlatVisitor::<K>(std::marker::PhantomData),
+        )
+    }
+}
+
+struct FlatVisitor<K>(std::marker::PhantomData<K>);
+
+impl<'de, K: IdentityKeys> serde::de::Visitor<'de> for FlatVisitor<K> {
+    type Value = FlatIdentity<K>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a file identity ({})", K::FIELDS.join(", "))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error;
+        let (mut dev, mut ino, mut fingerprint, mut fingerprint_len) = (None, None, None, None);
+        fn once<T, E: Error>(slot: &mut Option<T>, key: &'static str, value: T) -> Result<(), E> {
+            match slot.replace(value) {
+                Some(_) => Err(E::duplicate_field(key)),
+                None => Ok(()),
+            }
+        }
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "dev" => once(&mut dev, "dev", map.next_value()?)?,
+                "ino" => once(&mut ino, "ino", map.next_value()?)?,
+                k if k == K::FINGERPRINT => once(
+                    &mut fingerprint,
+                    K::FINGERPRINT,
+                    map.next_value::<Option<u64>>()?,
+                )?,
+                k if k == K::FINGERPRINT_LEN => {
+                    once(&mut fingerprint_len, K::FINGERPRINT_LEN, map.next_value()?)?
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(FileIdentity {
+            dev: dev.ok_or_else(|| A::Error::missing_field("dev"))?,
+            ino: ino.ok_or_else(|| A::Error::missing_field("ino"))?,
+            fingerprint: fingerprint.flatten(),
+            fingerprint_len: fingerprint_len
+                .ok_or_else(|| A::Error::missing_field(K::FINGERPRINT_LEN))?,
+        }
+        .into())
+    }
+}
+
 /// CRC-32C of `window`, widened to the persisted width; `None` for no bytes.
 fn fingerprint_of(window: &[u8]) -> Option<u64> {
     (!window.is_empty()).then(|| u64::from(crc32c::crc32c(window)))
