@@ -1,16 +1,22 @@
 //! The running agent: what runs where, and how it stops.
 //!
 //! ```text
-//! tailer thread ──┐                      ┌─ writer task ───────────────┐
-//!                 ├─► items ─► batcher ─►│ frames ─► spool (fsync)     │
-//! sampler thread ─┘  (bounded)  task     │ then checkpoints (atomic)   │
-//!                                        └─────────────┬───────────────┘
-//!                                            delivery task: spool ─► sink, ack
+//! tailer thread ───────┐
+//! sampler thread ──────┤                    closed              encoded
+//! custom-inputs thread ├─► Collected ─► batcher ─► encoder ─► writer task ──────────────┐
+//! telemetry task ──────┘   (bounded)    task      thread     spool (fsync), then       │
+//!                                                            checkpoints (atomic)      │
+//!                                          delivery task: spool ─► Shipper ─► sink, ack ◄┘
 //! ```
+//! Besides: the reload task (SIGHUP: new log inputs to the tailer) and, when
+//! `telemetry.listen` is set, the Prometheus endpoint task.
+//!
 //! Bounded channels and a bounded spool give backpressure: when the spool is full the writer
-//! waits, the batcher waits, and the tailer stops reading (the files keep the data); host
-//! samples keep the newest and drop the oldest. A checkpoint only moves past lines that are
-//! durably spooled, and a spool entry is only acknowledged once the sink took it.
+//! waits, the encoder and the batcher wait, and the tailer stops reading (the files keep the
+//! data); the sampler and the custom inputs keep a bounded backlog of runs and drop the
+//! oldest, the telemetry task skips an interval (its next deltas carry the counts). A
+//! checkpoint only moves past lines that are durably spooled, and a spool entry is only
+//! acknowledged once the sink took it and the checkpoint file covers its positions.
 //!
 //! systemd hears of it (`sd_notify`): `READY=1` once everything above is started, `WATCHDOG=1`
 //! from the main loop below, `READY=1` after a reload, `STOPPING=1` when shutdown begins.

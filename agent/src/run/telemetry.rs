@@ -1,5 +1,6 @@
 //! The telemetry task: every `telemetry.interval`, the agent's counters as metric points (with
-//! the heartbeat) into the pipeline like any other metrics; and the optional Prometheus endpoint.
+//! the heartbeat) into the pipeline like any other metrics. (The optional Prometheus endpoint
+//! is [`crate::telemetry::serve`], started by `run`.)
 
 use super::Collected;
 use crate::telemetry::{Counters, Snapshot, points};

@@ -1,5 +1,6 @@
-//! The writer task: closed batches become frames in the spool (durably), then the file
-//! checkpoints move past the lines they carry. Never the other way round.
+//! The encoder thread and the writer task: closed batches are numbered and encoded into spool
+//! entries (the thread), the entries go into the spool (durably), then the file checkpoints
+//! move past the lines they carry (the task). Never the other way round.
 //!
 //! Each spool entry carries the positions its lines complete ([`super::envelope`]); a batch
 //! with positions but no records (a truncation noticed before anything new was read) is spooled
