@@ -8,7 +8,7 @@ use super::envelope;
 use crate::error::AgentError;
 use crate::ship::{FrameOutcome, GroupLimits, ShipStats, Shipper, SpooledFrame};
 use crate::spool::{Entry, Spool};
-use crate::state::atomic::write_atomic;
+use outpost_durable::replace;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -182,12 +182,12 @@ impl DeliveryTask {
         let dir = &self.dead_letter_dir;
         let path = dir.join(format!("{id:020}.frame"));
         std::fs::create_dir_all(dir)
-            .and_then(|()| write_atomic(&path, frame))
+            .and_then(|()| Ok(replace(&path, frame)?))
             .and_then(|()| {
-                write_atomic(
+                Ok(replace(
                     &dir.join(format!("{id:020}.reason")),
                     format!("{reason}\n").as_bytes(),
-                )
+                )?)
             })
             .map_err(|source| AgentError::State {
                 path: path.clone(),

@@ -67,6 +67,14 @@ pub enum SpoolError {
     IdsExhausted,
 }
 
+/// A durable write or directory sync that failed, as a spool I/O error on the path it names.
+pub(crate) fn durable(e: outpost_durable::DurableError) -> SpoolError {
+    SpoolError::Io {
+        path: e.path,
+        source: e.source,
+    }
+}
+
 /// Attach a path to an I/O error: `.map_err(io_at(&path))`. The path is copied only on error.
 pub(crate) fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
     move |source| SpoolError::Io {

@@ -3,14 +3,14 @@
 //! whose entries are all acknowledged are deleted.
 
 use super::cursor::{Cursor, Entry};
-use super::error::{SpoolError, io_at};
+use super::error::{SpoolError, durable, io_at};
 use super::format::{
     ACKED_FILE, ACKED_MAGIC, ENTRY_HEADER_LEN, EntryHeader, HEADER_LEN, LOCK_FILE, MAX_PAYLOAD_LEN,
     SEGMENT_MAGIC, encode_header, segment_name, stored_len,
 };
-use super::recover::{Recovery, recover, sync_dir};
+use super::recover::{Recovery, recover};
 use super::segment::Segment;
-use crate::state::atomic::write_atomic;
+use outpost_durable::{create_dir_durably, replace, sync_dir};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, BufWriter, Write};
@@ -85,12 +85,7 @@ impl Spool {
     /// recover it: see the [module docs](super) for what is repaired. Only I/O errors and
     /// another process holding the spool make this fail, never the spool's contents.
     pub fn open(dir: &Path, options: SpoolOptions) -> Result<(Self, Recovery), SpoolError> {
-        if !dir.is_dir() {
-            fs::create_dir_all(dir).map_err(io_at(dir))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
-            }
-        }
+        create_dir_durably(dir).map_err(durable)?;
         let lock = lock(&dir.join(LOCK_FILE))?;
         let recovered = recover(dir)?;
         let spool = Self {
@@ -215,7 +210,7 @@ impl Spool {
                 }
             }
             let path = self.dir.join(ACKED_FILE);
-            write_atomic(&path, &encode_header(ACKED_MAGIC, id)).map_err(io_at(&path))?;
+            replace(&path, &encode_header(ACKED_MAGIC, id)).map_err(durable)?;
             self.acked = id;
         }
         self.remove_acknowledged()
@@ -233,7 +228,7 @@ impl Spool {
                 });
             }
             let path = self.dir.join(ACKED_FILE);
-            write_atomic(&path, &encode_header(ACKED_MAGIC, id)).map_err(io_at(&path))?;
+            replace(&path, &encode_header(ACKED_MAGIC, id)).map_err(durable)?;
             self.acked = id;
         }
         self.remove_acknowledged()
@@ -380,7 +375,7 @@ impl Spool {
         }
         let first_id = self.next_id;
         let path = self.dir.join(segment_name(first_id));
-        write_atomic(&path, &encode_header(SEGMENT_MAGIC, first_id)).map_err(io_at(&path))?;
+        replace(&path, &encode_header(SEGMENT_MAGIC, first_id)).map_err(durable)?;
         self.segments.push_back(Segment {
             first_id,
             next_id: first_id,
@@ -481,7 +476,7 @@ impl Spool {
             removed = true;
         }
         if removed {
-            sync_dir(&self.dir)?;
+            sync_dir(&self.dir).map_err(durable)?;
         }
         result
     }

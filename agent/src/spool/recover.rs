@@ -2,13 +2,14 @@
 //! acknowledged watermark, scan every segment, cut torn tails, set corrupt segments aside, and
 //! report what was done.
 
-use super::error::{SpoolError, io_at};
+use super::error::{SpoolError, durable, io_at};
 use super::format::{
     ACKED_FILE, ACKED_MAGIC, CORRUPT_SUFFIX, Defect, ENTRY_HEADER_LEN, HEADER_LEN, decode_header,
     parse_segment_name,
 };
 use super::scan::{End, Scan, scan};
 use super::segment::Segment;
+use outpost_durable::sync_dir;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};
@@ -161,7 +162,7 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, SpoolError> {
     }
 
     if changed {
-        sync_dir(dir)?;
+        sync_dir(dir).map_err(durable)?;
     }
     report.segments = segments.len();
     report.entries_recovered = segments
@@ -327,7 +328,7 @@ fn set_aside_copy(path: &Path, good_len: u64, entries: u64) -> Result<(PathBuf, 
         return Ok((set_aside_whole(path)?, 0));
     }
     if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
+        sync_dir(dir).map_err(durable)?;
     }
     truncate(path, good_len)?;
     Ok((dest, entries))
@@ -341,11 +342,4 @@ fn truncate(path: &Path, len: u64) -> Result<(), SpoolError> {
         .map_err(io_at(path))?;
     f.set_len(len).map_err(io_at(path))?;
     f.sync_all().map_err(io_at(path))
-}
-
-/// Make renames, creations and deletions in `dir` durable.
-pub(super) fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at(dir))
 }

@@ -13,7 +13,6 @@
 //! that would skip data) or a refreshed fingerprint of the same file, whose offset the caller
 //! tracks anyway.
 
-use super::atomic::write_atomic;
 use super::position::{CheckpointKeys, FINGERPRINT_BYTES, FileIdentity, FlatIdentity};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -402,9 +401,9 @@ impl CheckpointStore {
         };
         let mut bytes = serde_json::to_vec(&file)?;
         bytes.push(b'\n');
-        write_atomic(&self.path, &bytes).map_err(|source| CheckpointError::Write {
+        outpost_durable::replace(&self.path, &bytes).map_err(|e| CheckpointError::Write {
             path: self.path.clone(),
-            source,
+            source: e.into(),
         })?;
         self.dirty = false;
         Ok(true)
@@ -415,7 +414,7 @@ impl CheckpointStore {
 /// the next flush does not destroy it. Returns where it went, `None` if the move failed.
 fn set_aside(path: &Path, state_dir: &Path) -> Option<PathBuf> {
     let to = state_dir.join(CORRUPT_FILE_NAME);
-    let moved = std::fs::rename(path, &to).and_then(|()| File::open(state_dir)?.sync_all());
+    let moved = std::fs::rename(path, &to).and_then(|()| Ok(outpost_durable::sync_dir(state_dir)?));
     match moved {
         Ok(()) => Some(to),
         Err(error) => {

@@ -1,7 +1,6 @@
 //! Who this agent is: its id (config, `/etc/machine-id`, or one generated and kept in the
 //! state directory) and host name.
 
-use super::atomic::write_atomic;
 use outpost_proto::AgentIdentity;
 use std::io;
 use std::path::Path;
@@ -46,7 +45,7 @@ pub fn resolve_id(
 
 fn generate(path: &Path) -> io::Result<(String, IdSource)> {
     let id = format!("{:032x}", rand::random::<u128>());
-    write_atomic(path, format!("{id}\n").as_bytes())?;
+    outpost_durable::replace(path, format!("{id}\n").as_bytes())?;
     Ok((id, IdSource::Generated))
 }
 

@@ -1,6 +1,5 @@
 //! The agent's durable state under `agent.state_dir`, and the file positions it keeps.
 
-pub mod atomic;
 pub mod checkpoint;
 pub mod identity;
 pub mod position;

@@ -7,7 +7,6 @@
 //! is used, and every start begins at least at `unix_ms * 1000`, so even a wiped state directory
 //! does not reuse numbers unless the clock also went back.
 
-use super::atomic::write_atomic;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -66,7 +65,7 @@ impl SeqAllocator {
 
     fn extend(&mut self) -> io::Result<()> {
         let end = self.next.saturating_add(LEASE);
-        write_atomic(&self.path, format!("{end}\n").as_bytes())?;
+        outpost_durable::replace(&self.path, format!("{end}\n").as_bytes())?;
         self.lease_end = end;
         Ok(())
     }
