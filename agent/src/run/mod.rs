@@ -21,13 +21,16 @@
 //! systemd hears of it (`sd_notify`): `READY=1` once everything above is started, `WATCHDOG=1`
 //! from the main loop below, `READY=1` after a reload, `STOPPING=1` when shutdown begins.
 
+mod batcher;
 mod collectors;
 mod delivery;
 mod envelope;
 mod telemetry;
 mod writer;
 
-use crate::batch::{Batcher, LogLine};
+use batcher::{Closed, batch_loop};
+
+use crate::batch::Batcher;
 use crate::collect::host::{HostSampler, system_hostname};
 use crate::collect::logs::tailer::{TailChunk, TailOptions, TailStats, Tailer};
 use crate::config::{Config, LogInput};
@@ -40,7 +43,7 @@ use crate::state::identity::{MACHINE_ID, identity, resolve_id};
 use crate::state::position::Position;
 use crate::state::seq::{Recovered, SeqAllocator};
 use crate::telemetry::Counters;
-use outpost_proto::{AgentIdentity, FrameBuilder, MetricPoint};
+use outpost_proto::{AgentIdentity, MetricPoint};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -110,15 +113,6 @@ enum Collected {
     /// The current positions of the files followed (no new records): refreshes their
     /// checkpoints.
     Positions(Vec<Position>),
-}
-
-/// A closed batch and the file positions it completes.
-struct Closed {
-    records: FrameBuilder,
-    positions: Vec<Position>,
-    created_ms: i64,
-    /// Closed because it was full (traffic), not by its age, a flush or for positions alone.
-    full: bool,
 }
 
 /// Run the agent until `shutdown` completes; on each value from `reload`, apply a new config's
@@ -589,17 +583,6 @@ async fn tick(ticks: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// Positions of the records in the open batch, one per file: the newest wins, and a truncation
-/// reset among them is kept.
-fn note_position(open: &mut Vec<Position>, mut position: Position) {
-    open.retain(|p| {
-        let same = p.identity.same_inode(&position.identity);
-        position.reset |= same && p.reset;
-        !same
-    });
-    open.push(position);
-}
-
 /// Run `f` on the spool shared by the writer and delivery, outside the async worker (appends
 /// and acks write and sync files).
 fn with_spool<T>(spool: &Mutex<Spool>, f: impl FnOnce(&mut Spool) -> T) -> Result<T, AgentError> {
@@ -609,132 +592,6 @@ fn with_spool<T>(spool: &Mutex<Spool>, f: impl FnOnce(&mut Spool) -> T) -> Resul
             .map_err(|_| AgentError::Spool("lock poisoned".to_owned()))?;
         Ok(f(&mut spool))
     })
-}
-
-/// Positions that come without records (a truncation noticed, the checkpoint keep-alive): they
-/// go with the open batch, or alone as a batch without records.
-fn positions_only(
-    batcher: &Batcher,
-    open_positions: &mut Vec<Position>,
-    ready: &mut Vec<Closed>,
-    positions: Vec<Position>,
-) {
-    if batcher.is_empty() {
-        ready.push(Closed {
-            records: FrameBuilder::new(),
-            positions,
-            created_ms: unix_ms(),
-            full: false,
-        });
-    } else {
-        for p in positions {
-            note_position(open_positions, p);
-        }
-    }
-}
-
-/// The batcher task: collect records into batches; hand each closed batch to the writer with
-/// the file positions just past its records (exactly: a batch that closes mid-chunk covers
-/// only the records it holds, so a crash after spooling it re-reads nothing it carried).
-async fn batch_loop(
-    mut batcher: Batcher,
-    mut items: mpsc::Receiver<Collected>,
-    out: mpsc::Sender<Closed>,
-    recycled: std::sync::mpsc::Receiver<Vec<u8>>,
-) {
-    let mut closed = Vec::new();
-    // Positions just past the records in the open batch.
-    let mut open_positions: Vec<Position> = Vec::new();
-    loop {
-        while let Ok(buffer) = recycled.try_recv() {
-            batcher.recycle(buffer);
-        }
-        let deadline = batcher.deadline();
-        let mut ready: Vec<Closed> = Vec::new();
-        let close = |records, positions, full| Closed {
-            records,
-            positions,
-            created_ms: unix_ms(),
-            full,
-        };
-        tokio::select! {
-            item = items.recv() => match item {
-                Some(Collected::Logs(chunk)) => {
-                    let now = Instant::now();
-                    let TailChunk { source, service, lines, position, .. } = chunk;
-                    if lines.is_empty() {
-                        // A truncation noticed before anything new was read.
-                        positions_only(&batcher, &mut open_positions, &mut ready, vec![position]);
-                    } else {
-                        // The end of this chunk's newest record in the open batch. A position
-                        // is built only when a batch closes and at the chunk's end, not for
-                        // every record.
-                        let mut open_end: Option<u64> = None;
-                        for l in &lines {
-                            let line = LogLine { ts_ms: l.ts_ms, source: &source, service: &service, bytes: &l.bytes, level: l.level };
-                            if let Err(error) = batcher.push_log(line, now, &mut closed) {
-                                // Only metric points can be refused; a log line never is.
-                                tracing::error!(%error, "log record not batched");
-                            }
-                            // The record itself went into a closed batch (it filled one).
-                            let filled = batcher.is_empty();
-                            let n = closed.len();
-                            for (k, records) in closed.drain(..).enumerate() {
-                                let upto = if filled && k + 1 == n { Some(l.end) } else { open_end.take() };
-                                if let Some(offset) = upto {
-                                    note_position(&mut open_positions, Position { offset, ..position.clone() });
-                                }
-                                ready.push(close(records, std::mem::take(&mut open_positions), true));
-                            }
-                            open_end = (!filled).then_some(l.end);
-                        }
-                        if let Some(offset) = open_end {
-                            note_position(&mut open_positions, Position { offset, ..position });
-                        }
-                    }
-                }
-                Some(Collected::Metrics(points)) => {
-                    // One sample's points go into one batch (Batcher::push_metrics).
-                    for error in batcher.push_metrics(points, Instant::now(), &mut closed) {
-                        tracing::error!(%error, "dropping a metric point no frame can carry");
-                    }
-                    for records in closed.drain(..) {
-                        ready.push(close(records, std::mem::take(&mut open_positions), true));
-                    }
-                }
-                Some(Collected::Positions(positions)) => {
-                    positions_only(&batcher, &mut open_positions, &mut ready, positions);
-                }
-                Some(Collected::CaughtUp) => {
-                    if let Some(records) = batcher.flush() {
-                        ready.push(close(records, std::mem::take(&mut open_positions), false));
-                    }
-                }
-                None => break,
-            },
-            () = sleep_until(deadline), if deadline.is_some() => {
-                if let Some(records) = batcher.poll(Instant::now()) {
-                    ready.push(close(records, std::mem::take(&mut open_positions), false));
-                }
-            }
-        }
-        for c in ready {
-            if out.send(c).await.is_err() {
-                return;
-            }
-        }
-    }
-    let records = batcher.flush().unwrap_or_default();
-    if !records.is_empty() || !open_positions.is_empty() {
-        let _ = out
-            .send(Closed {
-                records,
-                positions: open_positions,
-                created_ms: unix_ms(),
-                full: false,
-            })
-            .await;
-    }
 }
 
 /// The result of a task that may already have finished; an error is kept in `fatal` (the
@@ -758,122 +615,9 @@ async fn finish<T: Default>(
         })
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(d) = deadline {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
-    }
-}
-
 async fn join_thread<T: Send + 'static>(h: std::thread::JoinHandle<T>) -> Result<T, AgentError> {
     tokio::task::spawn_blocking(move || h.join())
         .await
         .map_err(|e| AgentError::Internal(e.to_string()))?
         .map_err(|_| AgentError::Internal("worker thread panicked".to_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::BatchLimits;
-    use crate::state::position::FileIdentity;
-    use outpost_proto::{Record, Unit};
-    use std::path::PathBuf;
-    use std::time::Duration;
-
-    fn pos(path: &str, ino: u64, offset: u64) -> Position {
-        Position {
-            path: PathBuf::from(path),
-            identity: FileIdentity {
-                dev: 1,
-                ino,
-                fingerprint: None,
-                fingerprint_len: 0,
-            },
-            offset,
-            reset: false,
-        }
-    }
-
-    #[tokio::test]
-    async fn keepalive_positions_travel_alone_or_with_the_open_batch() {
-        let (tx, rx) = mpsc::channel(4);
-        let (out_tx, mut out) = mpsc::channel(4);
-        let (_recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel(1);
-        let limits = BatchLimits {
-            max_records: 100,
-            max_bytes: 1 << 20,
-            max_age: Duration::from_secs(3600),
-        };
-        let task = tokio::spawn(batch_loop(Batcher::new(limits), rx, out_tx, recycle_rx));
-
-        // Nothing batched: the positions make a batch of their own, without records.
-        tx.send(Collected::Positions(vec![
-            pos("/a", 1, 10),
-            pos("/b", 2, 20),
-        ]))
-        .await
-        .unwrap();
-        let alone = out.recv().await.unwrap();
-        assert!(alone.records.is_empty());
-        assert_eq!(alone.positions, [pos("/a", 1, 10), pos("/b", 2, 20)]);
-
-        // A batch open: they ride with it, and are spooled with its records.
-        let point = MetricPoint {
-            name: "m".into(),
-            ts_ms: 1,
-            value: 1.0,
-            unit: Unit::Count,
-            dimensions: vec![],
-        };
-        tx.send(Collected::Metrics(vec![point.clone()]))
-            .await
-            .unwrap();
-        tx.send(Collected::Positions(vec![pos("/a", 1, 30)]))
-            .await
-            .unwrap();
-        drop(tx);
-        let with = out.recv().await.unwrap();
-        assert_eq!(with.records.records().unwrap(), [Record::Metric(point)]);
-        assert_eq!(with.positions, [pos("/a", 1, 30)]);
-        task.await.unwrap();
-        assert!(out.recv().await.is_none());
-    }
-
-    #[tokio::test]
-    async fn only_a_batch_closed_by_filling_up_is_marked_full() {
-        let (tx, rx) = mpsc::channel(4);
-        let (out_tx, mut out) = mpsc::channel(4);
-        let (_recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel(1);
-        let limits = BatchLimits {
-            max_records: 2,
-            max_bytes: 1 << 20,
-            max_age: Duration::from_secs(3600),
-        };
-        let task = tokio::spawn(batch_loop(Batcher::new(limits), rx, out_tx, recycle_rx));
-        let point = |ts_ms| MetricPoint {
-            name: "m".into(),
-            ts_ms,
-            value: 1.0,
-            unit: Unit::Count,
-            dimensions: vec![],
-        };
-        // Two records fill a batch: it closes full (traffic; the encoder keeps its context).
-        tx.send(Collected::Metrics(vec![point(1), point(2), point(3)]))
-            .await
-            .unwrap();
-        let filled = out.recv().await.unwrap();
-        assert_eq!(filled.records.len(), 2);
-        assert!(filled.full);
-        // A flush (caught up, shutdown) and positions alone are not full.
-        tx.send(Collected::CaughtUp).await.unwrap();
-        let flushed = out.recv().await.unwrap();
-        assert_eq!(flushed.records.len(), 1);
-        assert!(!flushed.full);
-        tx.send(Collected::Positions(vec![pos("/a", 1, 10)]))
-            .await
-            .unwrap();
-        assert!(!out.recv().await.unwrap().full);
-        drop(tx);
-        task.await.unwrap();
-    }
 }

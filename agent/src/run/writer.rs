@@ -8,7 +8,8 @@
 //! `checkpointed` tells delivery up to which entry the checkpoint file is written: an entry is
 //! acknowledged (and may vanish from the spool) only after that.
 
-use super::{Closed, envelope};
+use super::batcher::Closed;
+use super::envelope;
 use crate::error::AgentError;
 use crate::ship::encode_frames;
 use crate::spool::{Spool, SpoolError};
