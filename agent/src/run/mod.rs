@@ -20,6 +20,16 @@
 //!
 //! systemd hears of it (`sd_notify`): `READY=1` once everything above is started, `WATCHDOG=1`
 //! from the main loop below, `READY=1` after a reload, `STOPPING=1` when shutdown begins.
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | [`run`]: opening the state, starting everything above, the main loop, stopping |
+//! | `collectors.rs` | the tailer's, the sampler's and the custom inputs' threads |
+//! | `telemetry.rs` | the task that ships the agent's own counters |
+//! | `batcher.rs` | the batcher task |
+//! | `writer.rs` | the encoder thread and the writer task (spool, then checkpoints) |
+//! | `envelope.rs` | a spool entry: a frame and the file positions it completes |
+//! | `delivery.rs` | the delivery task: spool to sink, acks, dead letters |
 
 mod batcher;
 mod collectors;
