@@ -8,6 +8,7 @@
 //! | `merge.rs` | merging the layers, and which layer set each key |
 //! | `env.rs` | the `OUTPOST_*` environment overrides |
 //! | `validate.rs` | checking and resolving the merged config into a [`Config`] |
+//! | `resolved.rs` | [`Config`]: the checked, resolved configuration the agent runs on |
 //! | `print.rs` | `check-config --print`: the effective config, secrets redacted |
 //! | `limits.rs` | the limits a transport imposes (Kinesis), which validation checks |
 //! | `units.rs`, `secret.rs`, `error.rs` | durations and sizes; secret values; errors |
@@ -19,6 +20,7 @@ pub mod limits;
 mod load;
 mod merge;
 mod print;
+mod resolved;
 mod secret;
 pub mod units;
 mod validate;
@@ -29,13 +31,13 @@ pub use file::{ExecFormat, FileConfig, ReadFrom, SinkKind};
 pub use load::{DROPIN_DIR, Loaded, dropin_dir, load_from, load_layered};
 pub use merge::{APPEND_KEYS, Merged};
 pub use print::REDACTED;
-pub use secret::Secret;
-pub use validate::{
+pub use resolved::{
     AgentConfig, BatchLimits, Config, DEFAULT_EXEC_TIMEOUT, ErrorMatch, ExecInput, HostConfig,
     KinesisStream, LogInput, MAX_BATCH_BYTES, MAX_EXEC_NAME_LEN, MIN_SPOOL_BYTES, MultilineConfig,
     SinkConfig, SinkTransport, SpoolConfig, TailConfig, TelemetryConfig, TextfileConfig,
-    function_url_region, read_secret, validate, validate_merged,
 };
+pub use secret::Secret;
+pub use validate::{function_url_region, read_secret, validate, validate_merged};
 
 use std::path::Path;
 
