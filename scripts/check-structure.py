@@ -134,6 +134,20 @@ def strip_comments_and_strings(text):
     return "".join(out)
 
 
+def matching_brace(text, k):
+    """The index of the `}` that closes the `{` at `k` (or the end of `text`)."""
+    depth, e = 0, k
+    while e < len(text):
+        if text[e] == "{":
+            depth += 1
+        elif text[e] == "}":
+            depth -= 1
+            if depth == 0:
+                break
+        e += 1
+    return e
+
+
 def cut_test_modules(text):
     """Remove `#[cfg(test)]` items (modules and functions) with their bodies."""
     out, i = [], 0
@@ -152,15 +166,7 @@ def cut_test_modules(text):
             out.append("\n" * text.count("\n", m.start(), k + 1))
             i = k + 1
             continue
-        depth, e = 0, k
-        while e < len(text):
-            if text[e] == "{":
-                depth += 1
-            elif text[e] == "}":
-                depth -= 1
-                if depth == 0:
-                    break
-            e += 1
+        e = matching_brace(text, k)
         out.append(text[i:m.start()])
         out.append("\n" * text.count("\n", m.start(), e + 1))
         i = e + 1
@@ -379,15 +385,7 @@ def long_functions(path, text):
             k += 1
         if k < 0 or k >= len(text):
             continue
-        depth, e = 0, k
-        while e < len(text):
-            if text[e] == "{":
-                depth += 1
-            elif text[e] == "}":
-                depth -= 1
-                if depth == 0:
-                    break
-            e += 1
+        e = matching_brace(text, k)
         lines = text.count("\n", start, e) + 1
         if lines > MAX_FN_LINES:
             line_no = text.count("\n", 0, start) + 1

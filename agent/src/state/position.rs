@@ -257,12 +257,13 @@ pub fn prefix_matches(stored: &FileIdentity, candidate_prefix: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Write;
     use std::path::Path;
 
-    fn append(p: &Path, bytes: &[u8]) {
+    /// Append `bytes` to the file at `p`, creating it (also for `collect::logs::rotated`'s tests).
+    pub(crate) fn append(p: &Path, bytes: &[u8]) {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -271,7 +272,8 @@ mod tests {
         f.write_all(bytes).unwrap();
     }
 
-    fn identity_of(p: &Path) -> FileIdentity {
+    /// The identity of the file at `p` now.
+    pub(crate) fn identity_of(p: &Path) -> FileIdentity {
         read_identity(&File::open(p).unwrap()).unwrap()
     }
 

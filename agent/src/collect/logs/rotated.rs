@@ -65,21 +65,7 @@ fn is_rotated_name(original: &[u8], candidate: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::position::read_identity;
-    use std::io::Write;
-
-    fn append(p: &Path, bytes: &[u8]) {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .unwrap();
-        f.write_all(bytes).unwrap();
-    }
-
-    fn identity_of(p: &Path) -> FileIdentity {
-        read_identity(&File::open(p).unwrap()).unwrap()
-    }
+    use crate::state::position::tests::{append, identity_of};
 
     #[test]
     fn find_rotated_finds_the_renamed_file_and_skips_compressed_ones() {
