@@ -1,9 +1,13 @@
-//! Test support shared by the integration tests of the agent and the sink.
+//! Test support shared by the tests of the agent and the sink.
 //!
-//! [`Moto`] runs the `moto` AWS API server (`pip install 'moto[server]'`) on a free loopback
-//! port for one test, and builds SDK configurations and process environments that point at it.
-//! When `moto_server` is not installed the tests that need it are skipped with a message,
-//! except under `CI=true`, where a missing server is a failure.
+//! - [`Moto`] runs the `moto` AWS API server (`pip install 'moto[server]'`) on a free loopback
+//!   port for one test, and builds SDK configurations and process environments that point at
+//!   it; [`create_sink_resources`], [`object_keys`], [`kinesis_events`], [`create_stream`] work
+//!   with it. When `moto_server` is not installed the tests that need it are skipped with a
+//!   message, except under `CI=true`, where a missing server is a failure ([`missing_tool`]).
+//! - [`LambdaWatch`] runs the sink's function in `cargo lambda watch`.
+//! - [`spawn_sink_serve`] starts `outpost-sink serve` and reads the address it prints.
+//! - Fixtures: [`test_agent`], [`test_batch`], and the alarm rule [`cpu_high_rule`].
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
