@@ -321,27 +321,14 @@ async fn cpu_above_then_below_the_threshold_alarms_notifies_and_recovers() {
     sink.stop();
 }
 
-const RATE_RULES: &str = r#"
-[evaluation]
-delay = "0s"
-
-[notify]
-webhook_url = "WEBHOOK"
-max_attempts = 3
-
-[[rule]]
-name = "error-rate-high"
-metric = "log.error_lines"
-denominator = "log.lines"
-dimensions = { service = "app" }
-statistic = "sum"
-period = "1s"
-comparison = ">"
-threshold = 5.0
-datapoints_to_alarm = 2
-evaluation_periods = 3
-missing_data = "not_breaching"
-"#;
+/// The evaluation and notification settings, then the shared error-rate fixture (1 s, 2 of
+/// 3, missing data not breaching).
+fn rate_rules_text() -> String {
+    RULES_HEAD.to_owned()
+        + &outpost_testkit::error_rate_rule("error-rate-high", "1s", 2, 3)
+        + "missing_data = \"not_breaching\"
+"
+}
 
 /// One interval's log counters of web-1: `errors` of 100 lines for service `app`, and 10 of 10
 /// for service `db`, which the rule (dimensions `service = "app"`) must not count.
@@ -361,7 +348,7 @@ async fn an_error_rate_above_then_below_5_percent_alarms_notifies_and_recovers()
     let rules = tmp.path().join("rules.toml");
     std::fs::write(
         &rules,
-        RATE_RULES.replace("WEBHOOK", &format!("http://{hook}/hook")),
+        rate_rules_text().replace("WEBHOOK", &format!("http://{hook}/hook")),
     )
     .unwrap();
     let token_file = tmp.path().join("token");

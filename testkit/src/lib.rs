@@ -7,7 +7,8 @@
 //!   message, except under `CI=true`, where a missing server is a failure ([`missing_tool`]).
 //! - [`LambdaWatch`] runs the sink's function in `cargo lambda watch`.
 //! - [`spawn_sink_serve`] starts `outpost-sink serve` and reads the address it prints.
-//! - Fixtures: [`test_agent`], [`test_batch`], and the alarm rule [`cpu_high_rule`].
+//! - Fixtures: [`test_agent`], [`test_batch`], and the alarm rules [`cpu_high_rule`] and
+//!   [`error_rate_rule`].
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -502,6 +503,33 @@ statistic = "{statistic}"
 period = "{period}"
 comparison = ">"
 threshold = 80.0
+datapoints_to_alarm = {datapoints_to_alarm}
+evaluation_periods = {evaluation_periods}
+"#
+    )
+}
+
+/// The error-rate alarm rule that the alarm tests share, as rules-file TOML (a `[[rule]]`
+/// table named `name`): 100 × sum(`log.error_lines`) / sum(`log.lines`) of service `app` above
+/// 5, with the period and "M of N" given. Tests append keys (`scope`, `missing_data`, …) or
+/// replace values in the text.
+pub fn error_rate_rule(
+    name: &str,
+    period: &str,
+    datapoints_to_alarm: u32,
+    evaluation_periods: u32,
+) -> String {
+    format!(
+        r#"
+[[rule]]
+name = "{name}"
+metric = "log.error_lines"
+denominator = "log.lines"
+dimensions = {{ service = "app" }}
+statistic = "sum"
+period = "{period}"
+comparison = ">"
+threshold = 5.0
 datapoints_to_alarm = {datapoints_to_alarm}
 evaluation_periods = {evaluation_periods}
 "#

@@ -978,21 +978,14 @@ mod tests {
         );
     }
 
-    const RATE: &str = r#"
-[[rule]]
-name = "error-rate"
-metric = "log.error_lines"
-denominator = "log.lines"
-dimensions = { service = "app" }
-statistic = "sum"
-period = "5m"
-comparison = ">="
-threshold = 5.0
-datapoints_to_alarm = 2
-evaluation_periods = 4
-missing_data = "not_breaching"
-scope = "fleet"
-"#;
+    /// The shared error-rate fixture (5 m, 2 of 4) at `>=`, not breaching, for the fleet.
+    static RATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        outpost_testkit::error_rate_rule("error-rate", "5m", 2, 4)
+            .replace("comparison = \">\"", "comparison = \">=\"")
+            + "missing_data = \"not_breaching\"
+scope = \"fleet\"
+"
+    });
 
     fn metrics(alarm: &AlarmDefinition) -> &[MetricQuery] {
         match &alarm.metric {
@@ -1018,7 +1011,7 @@ scope = "fleet"
 
     #[test]
     fn a_rule_with_a_denominator_is_a_metric_math_alarm() {
-        let a = one(RATE);
+        let a = one(&RATE);
         assert_eq!(a.alarm_name, "outpost-error-rate");
         let m = metrics(&a);
         assert_eq!(m.len(), 3);
@@ -1090,7 +1083,7 @@ scope = "fleet"
 
     #[test]
     fn the_dry_run_json_of_a_ratio_alarm_uses_the_api_names() {
-        let a = one(RATE);
+        let a = one(&RATE);
         let json = serde_json::to_value(&a).unwrap();
         let mut keys: Vec<&str> = json
             .as_object()

@@ -249,32 +249,13 @@ scope = "fleet"
         assert_eq!(again.records()[2].state, Alarm);
     }
 
-    const RATE_RULES: &str = r#"
-[[rule]]
-name = "error-rate"
-metric = "log.error_lines"
-denominator = "log.lines"
-dimensions = { service = "app" }
-statistic = "sum"
-period = "1s"
-comparison = ">"
-threshold = 5.0
-datapoints_to_alarm = 1
-evaluation_periods = 1
-
-[[rule]]
-name = "fleet-error-rate"
-metric = "log.error_lines"
-denominator = "log.lines"
-dimensions = { service = "app" }
-statistic = "sum"
-period = "1s"
-comparison = ">"
-threshold = 5.0
-datapoints_to_alarm = 1
-evaluation_periods = 1
-scope = "fleet"
-"#;
+    /// The shared error-rate fixture (1 s, 1 of 1) per host and for the fleet.
+    fn rate_rules_text() -> String {
+        outpost_testkit::error_rate_rule("error-rate", "1s", 1, 1)
+            + &outpost_testkit::error_rate_rule("fleet-error-rate", "1s", 1, 1)
+            + "scope = \"fleet\"
+"
+    }
 
     const APP: &str = r#"{"service":"app"}"#;
 
@@ -291,8 +272,8 @@ scope = "fleet"
     async fn a_rule_with_a_denominator_divides_the_sums_of_each_host_or_of_the_fleet() {
         let tmp = tempfile::tempdir().unwrap();
         let store = LocalBackend::open(tmp.path()).unwrap();
-        let rules =
-            outpost_sink_core::alarm::rules::parse(RATE_RULES, Path::new("r.toml")).unwrap();
+        let rules = outpost_sink_core::alarm::rules::parse(&rate_rules_text(), Path::new("r.toml"))
+            .unwrap();
         let alarms = Alarms::start(rules, tmp.path());
         // web-1: 8 errors of 100 lines in two batches; web-2: 0 of 100, plus another service's
         // and a dimensionless series that must not count; web-3: no log counters at all.

@@ -697,24 +697,14 @@ mod tests {
         );
     }
 
-    /// The error-rate rule of the example, with `statistic` and `denominator` to replace.
-    const RATE: &str = r#"
-[[rule]]
-name = "error-rate"
-metric = "log.error_lines"
-denominator = "log.lines"
-dimensions = { service = "app" }
-statistic = "sum"
-period = "60s"
-comparison = ">"
-threshold = 5.0
-datapoints_to_alarm = 3
-evaluation_periods = 5
-"#;
+    /// The shared error-rate fixture (60 s, 3 of 5), with `statistic` and `denominator` to
+    /// replace.
+    static RATE: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| outpost_testkit::error_rate_rule("error-rate", "60s", 3, 5));
 
     #[test]
     fn a_denominator_is_kept_and_is_optional() {
-        let rules = parse_str(&format!("{}{RATE}", *RULE)).unwrap();
+        let rules = parse_str(&format!("{}{}", *RULE, *RATE)).unwrap();
         assert_eq!(rules.rules[0].denominator, None);
         assert_eq!(rules.rules[1].denominator.as_deref(), Some("log.lines"));
     }
